@@ -1,0 +1,161 @@
+//! `outofsync fetch`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use outofsync::engine::{BodyMode, Rate, Resolve, StatusRanges};
+
+/// Fetch many requests concurrently; every request ends as exactly one JSON record.
+///
+/// INPUT is a file of requests (one per line), `-` for stdin, or a URL. With no INPUT, requests
+/// are read from stdin. A line is a URL (curl-style globs expand: [1-100], [001-100], [a-z],
+/// {a,b,c}) or a JSON object {"url":…,"method":…,"headers":{…},"body":"…","json":…,"id":…};
+/// other fields of the object are carried into the record under "meta". Blank lines and lines
+/// starting with # are skipped. A line that cannot become a request becomes an invalid_request
+/// record naming the line; nothing is sent for it.
+#[derive(Args, Debug)]
+#[command(after_long_help = EXIT_CODES)]
+pub struct FetchArgs {
+    /// Files of requests, `-` for stdin, or URLs.
+    #[arg(value_name = "INPUT")]
+    pub inputs: Vec<String>,
+
+    /// Requests in flight at once.
+    #[arg(short = 'c', long, value_name = "N", default_value_t = 64, help_heading = "Limits")]
+    pub concurrency: usize,
+    /// Requests in flight at once to one host (scheme, name and port) [default: no extra limit].
+    #[arg(long, value_name = "N", help_heading = "Limits")]
+    pub per_host: Option<usize>,
+    /// Requests per host per second or minute: N/s, N/m (paced evenly, no bursts) [default: none].
+    #[arg(long, value_name = "RATE", help_heading = "Limits")]
+    pub rate: Option<Rate>,
+    /// Requests over all hosts per second or minute [default: none].
+    #[arg(long, value_name = "RATE", help_heading = "Limits")]
+    pub global_rate: Option<Rate>,
+
+    /// Method of requests that do not name one [default: GET, or POST with a body].
+    #[arg(short = 'X', long, value_name = "METHOD", value_parser = parse_method, help_heading = "Requests")]
+    pub method: Option<http::Method>,
+    /// Header for every request, "Name: value" (repeatable; "Name:" removes a default header).
+    #[arg(short = 'H', long = "header", value_name = "HEADER", help_heading = "Requests")]
+    pub headers: Vec<String>,
+    /// Body of requests that have none; @FILE reads it from a file.
+    #[arg(short = 'd', long, value_name = "DATA", conflicts_with = "json", help_heading = "Requests")]
+    pub data: Option<String>,
+    /// JSON body of requests that have none (sets Content-Type and Accept to application/json).
+    #[arg(long, value_name = "BODY", help_heading = "Requests")]
+    pub json: Option<String>,
+    /// User-Agent header.
+    #[arg(short = 'A', long, value_name = "NAME", help_heading = "Requests")]
+    pub user_agent: Option<String>,
+    /// Do not expand globs in URLs.
+    #[arg(short = 'g', long, help_heading = "Requests")]
+    pub globoff: bool,
+
+    /// Time allowed to connect (TCP and TLS).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration, help_heading = "Timeouts")]
+    pub connect_timeout: Duration,
+    /// Time allowed for one attempt, from sending to the end of the body.
+    #[arg(long, value_name = "DURATION", default_value = "120s", value_parser = humantime::parse_duration, help_heading = "Timeouts")]
+    pub timeout: Duration,
+    /// Time allowed without receiving anything.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration, help_heading = "Timeouts")]
+    pub read_timeout: Duration,
+    /// Time allowed for one input, all retries and waits included.
+    #[arg(long, value_name = "DURATION", default_value = "300s", value_parser = humantime::parse_duration, help_heading = "Timeouts")]
+    pub deadline: Duration,
+
+    /// Retries of failures that may pass: connect errors, timeouts, cut-off bodies, 408, 429,
+    /// 500, 502, 503, 504. Only idempotent methods are retried unless --retry-non-idempotent.
+    #[arg(long, value_name = "N", default_value_t = 2, help_heading = "Retries")]
+    pub retries: u32,
+    /// First backoff; doubles with each retry, with full jitter.
+    #[arg(long, value_name = "DURATION", default_value = "500ms", value_parser = humantime::parse_duration, help_heading = "Retries")]
+    pub backoff: Duration,
+    /// Largest backoff.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration, help_heading = "Retries")]
+    pub max_backoff: Duration,
+    /// Longest Retry-After honoured (it pauses the whole host); a longer one ends the retries.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration, help_heading = "Retries")]
+    pub max_retry_after: Duration,
+    /// Also retry POST and PATCH (they may then take effect twice).
+    #[arg(long, help_heading = "Retries")]
+    pub retry_non_idempotent: bool,
+
+    /// Redirects followed; 0 follows none (3xx then fails with http_status).
+    #[arg(long, value_name = "N", default_value_t = 10, help_heading = "Redirects")]
+    pub max_redirects: u32,
+    /// Refuse redirects from https to http.
+    #[arg(long, help_heading = "Redirects")]
+    pub https_only: bool,
+
+    /// Resolve HOST:PORT to ADDR instead of asking DNS (curl's meaning; repeatable).
+    #[arg(long, value_name = "HOST:PORT:ADDR", help_heading = "Connections")]
+    pub resolve: Vec<Resolve>,
+    /// Trust the PEM certificates in FILE instead of the built-in roots.
+    #[arg(long, value_name = "FILE", help_heading = "Connections")]
+    pub cacert: Option<PathBuf>,
+    /// Do not verify TLS certificates. Anyone on the path can read and change the traffic.
+    #[arg(short = 'k', long, help_heading = "Connections")]
+    pub insecure: bool,
+    /// Speak HTTP/1.1 only.
+    #[arg(long, conflicts_with = "http2_prior_knowledge", help_heading = "Connections")]
+    pub http1_only: bool,
+    /// Speak HTTP/2 without negotiating it, also over plain http (h2c).
+    #[arg(long, help_heading = "Connections")]
+    pub http2_prior_knowledge: bool,
+
+    /// Where the records go (appended; see --overwrite) [default: stdout].
+    #[arg(short = 'o', long, value_name = "FILE", help_heading = "Output")]
+    pub output: Option<PathBuf>,
+    /// Start over when the output file already holds records.
+    #[arg(long, help_heading = "Output")]
+    pub overwrite: bool,
+    /// What the record keeps of the body: auto (JSON under "json", else "text" or "body_b64"),
+    /// json (anything else fails with decode), text, none.
+    #[arg(long, value_name = "MODE", default_value = "auto", value_enum, help_heading = "Output")]
+    pub body: BodyMode,
+    /// Largest body accepted, on the wire and decompressed (e.g. 32MiB, 500k).
+    #[arg(long, value_name = "SIZE", default_value = "32MiB", value_parser = parse_size, help_heading = "Output")]
+    pub max_body: u64,
+    /// Statuses counted as success, e.g. 200-299,404.
+    #[arg(long, value_name = "LIST", default_value = "200-299", help_heading = "Output")]
+    pub ok_status: StatusRanges,
+    /// Also write the end-of-run summary to FILE as JSON.
+    #[arg(long, value_name = "FILE", help_heading = "Output")]
+    pub summary_json: Option<PathBuf>,
+    /// No progress bar (it is drawn only when stderr is a terminal anyway).
+    #[arg(long, help_heading = "Output")]
+    pub no_progress: bool,
+    /// Neither progress nor summary on stderr.
+    #[arg(short = 'q', long, help_heading = "Output")]
+    pub quiet: bool,
+}
+
+pub const EXIT_CODES: &str = "\
+Exit codes:
+  0  every request succeeded
+  1  some records failed (they are in the output, with the reason)
+  2  usage or I/O error: bad flag, unreadable input, unwritable output
+A closed stdout pipe (| head) ends the run quietly with the code of the records written.";
+
+fn parse_method(s: &str) -> Result<http::Method, String> {
+    outofsync::request::parse_method(s)
+}
+
+/// `32MiB`, `32M`, `500k`, `1000`: binary units, as sizes of bodies usually are.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let n: u64 = digits.parse().map_err(|_| format!("size {s:?} must start with a number"))?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        other => return Err(format!("size {s:?} has an unknown unit {other:?} (use k, M or G)")),
+    };
+    n.checked_mul(1 << shift).ok_or_else(|| format!("size {s:?} is too large"))
+}

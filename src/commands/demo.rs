@@ -1,0 +1,38 @@
+//! `outofsync demo`: runs the library's demo and tells the user what to try next.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use outofsync::demo;
+
+use crate::cli::DemoArgs;
+
+pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
+    let progress = !args.no_progress && std::io::stderr().is_terminal();
+    eprintln!(
+        "outofsync demo: {} requests against the built-in API, 64 at a time, records into {}",
+        demo::REQUESTS,
+        args.dir.join("records.jsonl").display()
+    );
+    let runtime = super::runtime()?;
+    let result = runtime.block_on(demo::run(&args.dir, progress));
+    runtime.shutdown_background();
+    let demo = result?;
+    eprint!("{}", demo.outcome.summary);
+    eprintln!(
+        "\n{} inputs -> {} records, {} distinct indexes: {}",
+        demo::REQUESTS,
+        demo.records_found,
+        demo.distinct,
+        if demo.promise_kept() { "exactly one record per request." } else { "PROMISE BROKEN" }
+    );
+    let (requests, records) = (demo.requests.display(), demo.records.display());
+    eprintln!(
+        "\nThe failures above are on purpose (404s, 500s, two malformed lines). Next, try:\n\
+         \x20 jq -c 'select(.ok | not) | {{i, url, error}}' {records} | head\n\
+         \x20 outofsync serve --port 8080        # the built-in API, for your own experiments\n\
+         \x20 outofsync fetch 'http://127.0.0.1:8080/json?id=[1-1000]' -c 100 -o out.jsonl\n\
+         \x20 outofsync fetch {requests} --per-host 8 --rate 500/s -o again.jsonl   # against your own serve"
+    );
+    Ok(if demo.promise_kept() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}

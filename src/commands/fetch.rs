@@ -1,0 +1,142 @@
+//! `outofsync fetch`: the command line becomes a [`Config`], a [`Job`] and a run.
+
+use std::io::IsTerminal;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use bytes::Bytes;
+use http::header::{ACCEPT, CONTENT_TYPE, HeaderValue, USER_AGENT};
+use outofsync::Fetcher;
+use outofsync::engine::{Config, HttpVersion, RetryPolicy};
+use outofsync::output::Destination;
+use outofsync::pipeline::{self, Job};
+use outofsync::request::{LineDefaults, Source, parse_header_line};
+
+use crate::cli::FetchArgs;
+
+pub fn run(args: FetchArgs) -> anyhow::Result<ExitCode> {
+    let config = config(&args)?;
+    let defaults = line_defaults(&args)?;
+    let sources = if args.inputs.is_empty() {
+        vec![Source::Stdin]
+    } else {
+        args.inputs.iter().map(|a| Source::from_arg(a)).collect()
+    };
+    let output = match &args.output {
+        Some(path) => prepare_output(path, args.overwrite)?,
+        None => Destination::Stdout,
+    };
+    if args.insecure {
+        eprintln!(
+            "outofsync: WARNING: --insecure: TLS certificates are NOT verified; \
+             anyone on the network path can read and change this traffic"
+        );
+    }
+    let job = Job {
+        sources,
+        defaults,
+        output,
+        progress: !args.quiet && !args.no_progress && std::io::stderr().is_terminal(),
+    };
+    let runtime = super::runtime()?;
+    let outcome = runtime.block_on(async {
+        let fetcher = Fetcher::builder().config(config).build()?;
+        anyhow::Ok(pipeline::run(&fetcher, job).await?)
+    });
+    // Do not wait for helpers still running (the thread counting a huge input, say).
+    runtime.shutdown_background();
+    let outcome = outcome?;
+    super::report(&outcome.summary, args.quiet, args.summary_json.as_deref())?;
+    Ok(if outcome.summary.failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn config(args: &FetchArgs) -> anyhow::Result<Config> {
+    let mut config = Config {
+        concurrency: args.concurrency,
+        per_host: args.per_host,
+        connect_timeout: args.connect_timeout,
+        timeout: args.timeout,
+        read_timeout: args.read_timeout,
+        deadline: args.deadline,
+        retry: RetryPolicy {
+            retries: args.retries,
+            backoff: args.backoff,
+            max_backoff: args.max_backoff,
+            max_retry_after: args.max_retry_after,
+            non_idempotent: args.retry_non_idempotent,
+        },
+        rate: args.rate,
+        global_rate: args.global_rate,
+        max_redirects: args.max_redirects,
+        https_only: args.https_only,
+        max_body: args.max_body,
+        body: args.body,
+        resolve: args.resolve.clone(),
+        ca_file: args.cacert.clone(),
+        insecure: args.insecure,
+        http: if args.http1_only {
+            HttpVersion::Http1Only
+        } else if args.http2_prior_knowledge {
+            HttpVersion::Http2PriorKnowledge
+        } else {
+            HttpVersion::Auto
+        },
+        ok_status: args.ok_status.clone(),
+        ..Config::default()
+    };
+    if args.concurrency == 0 {
+        bail!("--concurrency must be at least 1");
+    }
+    if args.json.is_some() {
+        config.headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
+    }
+    if let Some(agent) = &args.user_agent {
+        let value = HeaderValue::from_str(agent).context("--user-agent is not a valid header value")?;
+        config.headers.insert(USER_AGENT, value);
+    }
+    for header in &args.headers {
+        // curl's "Name:" (nothing after the colon) removes a header the tool would send.
+        if let Some(name) = header.strip_suffix(':').filter(|n| !n.contains(':')) {
+            config.headers.remove(name.trim());
+            continue;
+        }
+        let (name, value) = parse_header_line(header).map_err(|e| anyhow::anyhow!("-H: {e}"))?;
+        config.headers.insert(name, value);
+    }
+    Ok(config)
+}
+
+fn line_defaults(args: &FetchArgs) -> anyhow::Result<LineDefaults> {
+    let mut defaults =
+        LineDefaults { method: args.method.clone(), no_globs: args.globoff, ..Default::default() };
+    if let Some(data) = &args.data {
+        defaults.body = Some(match data.strip_prefix('@') {
+            Some(path) => {
+                Bytes::from(std::fs::read(path).with_context(|| format!("cannot read -d @{path}"))?)
+            }
+            None => Bytes::from(data.clone()),
+        });
+    }
+    if let Some(json) = &args.json {
+        serde_json::from_str::<serde::de::IgnoredAny>(json).context("--json is not valid JSON")?;
+        defaults.body = Some(Bytes::from(json.clone()));
+        defaults.body_headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    }
+    Ok(defaults)
+}
+
+/// Refuses to append to records of an earlier run unless told to start over.
+fn prepare_output(path: &Path, overwrite: bool) -> anyhow::Result<Destination> {
+    let holds_records = std::fs::metadata(path).map(|m| m.is_file() && m.len() > 0).unwrap_or(false);
+    if holds_records {
+        if !overwrite {
+            bail!(
+                "{} already holds records; pass --overwrite to start over (its records would be lost)",
+                path.display()
+            );
+        }
+        std::fs::File::create(path).with_context(|| format!("cannot truncate {}", path.display()))?;
+    }
+    Ok(Destination::File(path.to_owned()))
+}

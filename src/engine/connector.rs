@@ -1,0 +1,210 @@
+//! Opening connections: `--resolve` overrides, DNS, TCP with a connect timeout, TLS with ALPN.
+//!
+//! Written as our own tower service (rather than hyper-util's `HttpConnector` plus a TLS wrapper)
+//! so that every failure comes back as a typed [`ConnectError`] — DNS, refused, timed out or TLS —
+//! which is what lets a record say precisely why a request failed.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http::Uri;
+use hyper_util::client::legacy::connect::{Connected, Connection};
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+
+use super::config::Resolve;
+
+/// Why a connection could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ConnectError {
+    /// The name did not resolve.
+    #[error("cannot resolve {host}: {source}")]
+    Dns { host: String, source: io::Error },
+    /// Every address refused or was unreachable.
+    #[error("cannot connect to {host} ({addr}): {source}")]
+    Connect { host: String, addr: SocketAddr, source: io::Error },
+    /// The connection (TCP and TLS) took longer than the connect timeout.
+    #[error("connecting to {host} took longer than {after:?}")]
+    Timeout { host: String, after: Duration },
+    /// The TLS handshake failed.
+    #[error("TLS handshake with {host} failed: {source}")]
+    Tls { host: String, source: io::Error },
+    /// The URI has no host (cannot happen for validated requests).
+    #[error("the URL has no host")]
+    NoHost,
+}
+
+/// A plain or TLS connection.
+pub(crate) enum Stream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl Connection for Stream {
+    fn connected(&self) -> Connected {
+        match self {
+            Stream::Plain(_) => Connected::new(),
+            Stream::Tls(tls) => {
+                if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
+                    Connected::new().negotiated_h2()
+                } else {
+                    Connected::new()
+                }
+            }
+        }
+    }
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Stream::Tls(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Stream::Plain(s) => s.is_write_vectored(),
+            Stream::Tls(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}
+
+/// Opens connections for hyper-util's pooled client.
+#[derive(Clone)]
+pub(crate) struct Connector {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    overrides: HashMap<(String, u16), Vec<IpAddr>>,
+    connect_timeout: Duration,
+    tls: TlsConnector,
+}
+
+impl Connector {
+    pub fn new(resolve: &[Resolve], connect_timeout: Duration, tls: rustls::ClientConfig) -> Self {
+        let overrides = resolve.iter().map(|r| ((r.host.clone(), r.port), r.addrs.clone())).collect();
+        let tls = TlsConnector::from(Arc::new(tls));
+        Self { inner: Arc::new(Inner { overrides, connect_timeout, tls }) }
+    }
+}
+
+impl tower_service::Service<Uri> for Connector {
+    type Response = TokioIo<Stream>;
+    type Error = ConnectError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, ConnectError>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), ConnectError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let inner = self.inner.clone();
+        Box::pin(async move { inner.connect(uri).await.map(TokioIo::new) })
+    }
+}
+
+impl Inner {
+    async fn connect(&self, uri: Uri) -> Result<Stream, ConnectError> {
+        let host = uri.host().ok_or(ConnectError::NoHost)?;
+        let https = uri.scheme_str() == Some("https");
+        let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        let after = self.connect_timeout;
+        let timeout = || ConnectError::Timeout { host: host.to_owned(), after };
+        // The whole connection phase — DNS, TCP and TLS — shares one connect timeout, like curl's.
+        tokio::time::timeout(after, async {
+            let addrs = self.resolve(bare, port).await?;
+            let tcp = connect_any(host, &addrs).await?;
+            _ = tcp.set_nodelay(true);
+            if !https {
+                return Ok(Stream::Plain(tcp));
+            }
+            let name = ServerName::try_from(bare.to_owned()).map_err(|e| ConnectError::Tls {
+                host: host.to_owned(),
+                source: io::Error::new(io::ErrorKind::InvalidInput, e),
+            })?;
+            let tls = self
+                .tls
+                .connect(name, tcp)
+                .await
+                .map_err(|source| ConnectError::Tls { host: host.to_owned(), source })?;
+            Ok(Stream::Tls(Box::new(tls)))
+        })
+        .await
+        .map_err(|_| timeout())?
+    }
+
+    async fn resolve(&self, host: &str, port: u16) -> Result<Vec<SocketAddr>, ConnectError> {
+        if let Some(addrs) = self.overrides.get(&(host.to_ascii_lowercase(), port)) {
+            return Ok(addrs.iter().map(|&ip| SocketAddr::new(ip, port)).collect());
+        }
+        if let Ok(ip) = host.parse::<IpAddr>() {
+            return Ok(vec![SocketAddr::new(ip, port)]);
+        }
+        let dns = |source| ConnectError::Dns { host: host.to_owned(), source };
+        let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port)).await.map_err(dns)?.collect();
+        if addrs.is_empty() {
+            return Err(dns(io::Error::new(io::ErrorKind::NotFound, "no addresses")));
+        }
+        Ok(addrs)
+    }
+}
+
+/// Tries each address in turn; the error names the last one tried.
+async fn connect_any(host: &str, addrs: &[SocketAddr]) -> Result<TcpStream, ConnectError> {
+    let mut last = None;
+    for &addr in addrs {
+        match TcpStream::connect(addr).await {
+            Ok(tcp) => return Ok(tcp),
+            Err(source) => last = Some(ConnectError::Connect { host: host.to_owned(), addr, source }),
+        }
+    }
+    Err(last.expect("resolve returns at least one address"))
+}

@@ -1,0 +1,241 @@
+//! One HTTP exchange: send a request, wait for the head, take in the body within every limit, and
+//! say precisely what went wrong when something did.
+
+use std::error::Error as StdError;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{CONTENT_LENGTH, HeaderValue, LOCATION};
+use http::{HeaderMap, Method, Request, StatusCode, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use url::Url;
+
+use super::BuildError;
+use super::config::{Config, HttpVersion};
+use super::connector::{ConnectError, Connector};
+use super::decode::{BodyBuffer, BodyError};
+use super::tls;
+use crate::record::ErrorKind;
+
+/// Most header lines accepted in an HTTP/1 response (a flood of them is refused, not stored).
+pub const MAX_HEADERS: usize = 256;
+/// Largest HTTP/1 response head (status line and headers), in bytes.
+pub const MAX_HEAD_BYTES: usize = 256 * 1024;
+/// How much of a redirect's body is read so its connection can be reused.
+const REDIRECT_DRAIN: u64 = 64 * 1024;
+
+/// A request as sent on one hop of a redirect chain.
+#[derive(Clone, Debug)]
+pub(crate) struct Hop {
+    pub method: Method,
+    pub url: Url,
+    pub headers: HeaderMap,
+    pub body: Option<Bytes>,
+}
+
+/// Why an exchange failed: a record's error kind and message.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self { kind, message: message.into() }
+    }
+}
+
+impl From<BodyError> for Failure {
+    fn from(e: BodyError) -> Self {
+        match e {
+            BodyError::TooLarge(m) => Failure::new(ErrorKind::TooLarge, m),
+            BodyError::Decode(m) => Failure::new(ErrorKind::Decode, m),
+        }
+    }
+}
+
+/// A complete response.
+pub(crate) struct Response {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    /// The body, decoded.
+    pub body: Vec<u8>,
+}
+
+/// What came back from one exchange.
+pub(crate) enum Exchanged {
+    /// A redirect to follow (only when following is on).
+    Redirect { status: StatusCode, location: HeaderValue },
+    /// A final response.
+    Response(Response),
+}
+
+/// The HTTP client and the limits of one exchange.
+pub(crate) struct Transport {
+    client: Client<Connector, Full<Bytes>>,
+    read_timeout: Duration,
+    max_body: u64,
+    follow: bool,
+}
+
+impl Transport {
+    pub fn new(config: &Config) -> Result<Self, BuildError> {
+        let alpn: &[&[u8]] = match config.http {
+            HttpVersion::Auto => &[b"h2", b"http/1.1"],
+            HttpVersion::Http1Only => &[b"http/1.1"],
+            HttpVersion::Http2PriorKnowledge => &[b"h2"],
+        };
+        let tls = tls::client_config(config.ca_file.as_deref(), config.insecure, alpn)?;
+        let connector = Connector::new(&config.resolve, config.connect_timeout, tls);
+        let mut builder = Client::builder(TokioExecutor::new());
+        builder
+            .timer(TokioTimer::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .http1_max_headers(MAX_HEADERS)
+            .http1_max_buf_size(MAX_HEAD_BYTES)
+            .http2_max_header_list_size(MAX_HEAD_BYTES as u32)
+            .http2_only(config.http == HttpVersion::Http2PriorKnowledge);
+        Ok(Self {
+            client: builder.build(connector),
+            read_timeout: config.read_timeout,
+            max_body: config.max_body,
+            follow: config.max_redirects > 0,
+        })
+    }
+
+    /// Sends `hop` and takes in its response.
+    pub async fn exchange(&self, hop: &Hop) -> Result<Exchanged, Failure> {
+        let uri: Uri = hop.url.as_str().parse().map_err(|e| {
+            Failure::new(ErrorKind::InvalidRequest, format!("URL {} is not usable: {e}", hop.url))
+        })?;
+        let mut request = Request::new(Full::new(hop.body.clone().unwrap_or_default()));
+        *request.method_mut() = hop.method.clone();
+        *request.uri_mut() = uri;
+        *request.headers_mut() = hop.headers.clone();
+
+        let response = tokio::time::timeout(self.read_timeout, self.client.request(request))
+            .await
+            .map_err(|_| self.idle("waiting for the response"))?
+            .map_err(client_failure)?;
+        let status = response.status();
+        if self.follow
+            && status.is_redirection()
+            && status != StatusCode::NOT_MODIFIED
+            && let Some(location) = response.headers().get(LOCATION).cloned()
+        {
+            self.drain(response.into_body()).await;
+            return Ok(Exchanged::Redirect { status, location });
+        }
+        let (head, body) = response.into_parts();
+        let body = self.take_body(&head.headers, body).await?;
+        Ok(Exchanged::Response(Response { status, headers: head.headers, body }))
+    }
+
+    async fn take_body(&self, headers: &HeaderMap, mut body: Incoming) -> Result<Vec<u8>, Failure> {
+        let declared = headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        if let Some(n) = declared.filter(|&n| n > self.max_body) {
+            return Err(Failure::new(
+                ErrorKind::TooLarge,
+                format!("Content-Length of {n} bytes is over the limit of {} bytes", self.max_body),
+            ));
+        }
+        let mut buffer = BodyBuffer::new(headers, self.max_body, declared)?;
+        loop {
+            let frame = tokio::time::timeout(self.read_timeout, body.frame())
+                .await
+                .map_err(|_| self.idle("reading the body"))?;
+            match frame {
+                None => break,
+                Some(Err(e)) => return Err(body_failure(&e, buffer.wire_bytes())),
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        buffer.push(&data)?;
+                    }
+                }
+            }
+        }
+        Ok(buffer.finish()?)
+    }
+
+    /// Reads (and drops) a little of an unwanted body so the connection can carry the next request.
+    async fn drain(&self, mut body: Incoming) {
+        let mut read = 0u64;
+        while read < REDIRECT_DRAIN {
+            match tokio::time::timeout(self.read_timeout.min(Duration::from_secs(1)), body.frame()).await {
+                Ok(Some(Ok(frame))) => read += frame.data_ref().map_or(0, |d| d.len() as u64),
+                _ => break,
+            }
+        }
+    }
+
+    fn idle(&self, doing: &str) -> Failure {
+        Failure::new(
+            ErrorKind::Timeout,
+            format!("nothing received for {:?} while {doing} (--read-timeout)", self.read_timeout),
+        )
+    }
+}
+
+/// A failure before the response head arrived.
+fn client_failure(e: hyper_util::client::legacy::Error) -> Failure {
+    let mut source: Option<&(dyn StdError + 'static)> = e.source();
+    while let Some(cause) = source {
+        if let Some(c) = cause.downcast_ref::<ConnectError>() {
+            let kind = match c {
+                ConnectError::Dns { .. } => ErrorKind::Dns,
+                ConnectError::Connect { .. } | ConnectError::NoHost => ErrorKind::Connect,
+                ConnectError::Timeout { .. } => ErrorKind::Timeout,
+                ConnectError::Tls { .. } => ErrorKind::Tls,
+            };
+            return Failure::new(kind, describe(c));
+        }
+        if let Some(h) = cause.downcast_ref::<hyper::Error>() {
+            return hyper_failure(h, "the response head");
+        }
+        source = cause.source();
+    }
+    Failure::new(ErrorKind::Io, describe(&e))
+}
+
+/// A failure while the body was coming in.
+fn body_failure(e: &hyper::Error, received: u64) -> Failure {
+    if e.is_incomplete_message() {
+        return Failure::new(
+            ErrorKind::Io,
+            format!("the connection closed after {received} bytes, before the body was complete"),
+        );
+    }
+    hyper_failure(e, "the body")
+}
+
+fn hyper_failure(e: &hyper::Error, what: &str) -> Failure {
+    if e.is_timeout() {
+        Failure::new(ErrorKind::Timeout, format!("timed out reading {what}"))
+    } else if e.is_parse() || e.is_parse_status() || e.is_parse_too_large() {
+        Failure::new(ErrorKind::Decode, format!("invalid HTTP in {what}: {}", describe(e)))
+    } else if e.is_incomplete_message() {
+        Failure::new(ErrorKind::Io, format!("the connection closed before {what} was complete"))
+    } else {
+        Failure::new(ErrorKind::Io, format!("reading {what} failed: {}", describe(e)))
+    }
+}
+
+/// An error and its causes, as one line, without repeating a message a cause already says.
+pub(crate) fn describe(e: &(dyn StdError + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = cause.source();
+    }
+    out
+}

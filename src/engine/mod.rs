@@ -1,0 +1,253 @@
+//! The engine: [`Fetcher`] turns a stream of [`Input`] into a stream of [`Record`], one per input,
+//! fetched concurrently under every limit of its [`Config`].
+//!
+//! # How the loop holds memory to O(concurrency)
+//!
+//! A driver task pulls the next input only after taking an *admission* slot; each input runs as
+//! its own tokio task (so both cores work) and gives its slot back only once its record has been
+//! handed to the output channel. Slots are a small multiple of the concurrency, because a request
+//! waiting for a retry or a cooldown holds no concurrency permit (see the `limits` module) but still holds
+//! its admission slot. So however long the input, at most that many requests, records and parsed
+//! inputs exist at once.
+
+mod config;
+mod connector;
+mod decode;
+mod exchange;
+mod execute;
+mod limits;
+mod payload;
+mod rate;
+mod redirect;
+mod retry;
+mod tls;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{Stream, StreamExt};
+use tokio::sync::{Semaphore, mpsc};
+use tokio_stream::wrappers::ReceiverStream;
+
+pub use config::{BodyMode, Config, HttpVersion, Rate, Resolve, RetryPolicy, StatusRanges, default_headers};
+pub use retry::{RETRYABLE_STATUSES, is_idempotent};
+
+use crate::record::Record;
+use crate::request::{Input, RequestSpec};
+use execute::Engine;
+
+/// Admission slots per unit of concurrency: room for requests that wait (retry, cooldown, a busy
+/// host) without stalling the others.
+const ADMISSION_FACTOR: usize = 4;
+
+/// Why a fetcher could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// The `--cacert` file could not be used.
+    #[error("cannot use the CA file {}: {why}", path.display())]
+    CaFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// TLS could not be set up.
+    #[error("cannot set up TLS: {0}")]
+    Tls(String),
+    /// A setting is out of range.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Fetches requests concurrently; every request ends as exactly one [`Record`].
+///
+/// Cheap to clone: clones share the connection pool and the limits.
+///
+/// # Examples
+///
+/// ```
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// use futures_util::StreamExt;
+/// use outofsync::{Fetcher, RequestSpec};
+///
+/// let server = outofsync::server::Server::start()?;
+/// let fetcher = Fetcher::builder().concurrency(8).build()?;
+/// let inputs = futures_util::stream::iter((0..20).map(|n| RequestSpec::get(&server.url(&format!("/json?id={n}")))));
+/// let records: Vec<_> = fetcher.fetch_all(inputs).collect().await;
+/// assert_eq!(records.len(), 20);
+/// assert!(records.iter().all(|r| r.ok));
+/// # Ok(()) }
+/// # tokio::runtime::Runtime::new().unwrap().block_on(run()).unwrap();
+/// ```
+#[derive(Clone)]
+pub struct Fetcher {
+    engine: Arc<Engine>,
+}
+
+impl Fetcher {
+    /// A builder with the default [`Config`].
+    pub fn builder() -> FetcherBuilder {
+        FetcherBuilder { config: Config::default() }
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &Config {
+        &self.engine.config
+    }
+
+    /// Fetches one request; its record has `i = 0`.
+    pub async fn fetch(&self, spec: RequestSpec) -> Record {
+        self.engine.execute(0, spec).await.record
+    }
+
+    /// Fetches every input of `inputs`, at most `concurrency` at a time, and yields one record per
+    /// input as each completes (completion order; `record.i` is the input's position).
+    ///
+    /// Inputs are pulled only as fast as requests finish, so memory stays O(concurrency) however
+    /// long the stream. Must be called within a tokio runtime. Dropping the returned stream stops
+    /// pulling input; requests already started run to their end and their records are dropped.
+    pub fn fetch_all<S>(&self, inputs: S) -> impl Stream<Item = Record> + Send + 'static
+    where
+        S: Stream + Send + 'static,
+        S::Item: Into<Input> + Send,
+    {
+        let engine = self.engine.clone();
+        let slots = engine.config.concurrency.max(1).saturating_mul(ADMISSION_FACTOR);
+        let (tx, rx) = mpsc::channel(slots);
+        tokio::spawn(async move {
+            let admission = Arc::new(Semaphore::new(slots));
+            let mut inputs = std::pin::pin!(inputs);
+            let mut i = 0u64;
+            loop {
+                // Take the slot first: the input is not even read until a request can run.
+                let Ok(slot) = admission.clone().acquire_owned().await else { break };
+                if tx.is_closed() {
+                    break;
+                }
+                let Some(input) = inputs.next().await else { break };
+                let (engine, tx) = (engine.clone(), tx.clone());
+                let input: Input = input.into();
+                tokio::spawn(async move {
+                    let record = engine.record(i, input).await;
+                    // The slot is given back only after the record is handed on, so a slow
+                    // consumer holds back the input instead of piling up records.
+                    _ = tx.send(record).await;
+                    drop(slot);
+                });
+                i += 1;
+            }
+        });
+        ReceiverStream::new(rx)
+    }
+}
+
+/// Builds a [`Fetcher`]; every setting has the default of [`Config`], and errors are reported once,
+/// by [`FetcherBuilder::build`].
+#[must_use]
+#[derive(Clone, Debug)]
+pub struct FetcherBuilder {
+    config: Config,
+}
+
+impl FetcherBuilder {
+    /// Replaces the whole configuration.
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Requests in flight at once, over all hosts. Default: 64.
+    pub fn concurrency(mut self, n: usize) -> Self {
+        self.config.concurrency = n;
+        self
+    }
+
+    /// Requests in flight at once to one host. Default: no extra limit.
+    pub fn per_host(mut self, n: usize) -> Self {
+        self.config.per_host = Some(n);
+        self
+    }
+
+    /// Time allowed for one attempt. Default: 120 s.
+    pub fn timeout(mut self, d: Duration) -> Self {
+        self.config.timeout = d;
+        self
+    }
+
+    /// Time allowed to connect. Default: 10 s.
+    pub fn connect_timeout(mut self, d: Duration) -> Self {
+        self.config.connect_timeout = d;
+        self
+    }
+
+    /// Time allowed without receiving anything. Default: 30 s.
+    pub fn read_timeout(mut self, d: Duration) -> Self {
+        self.config.read_timeout = d;
+        self
+    }
+
+    /// Retries after the first attempt. Default: 2.
+    pub fn retries(mut self, n: u32) -> Self {
+        self.config.retry.retries = n;
+        self
+    }
+
+    /// Requests per host per period. Default: none.
+    pub fn rate(mut self, rate: Rate) -> Self {
+        self.config.rate = Some(rate);
+        self
+    }
+
+    /// What the record keeps of the body. Default: [`BodyMode::Auto`].
+    pub fn body(mut self, mode: BodyMode) -> Self {
+        self.config.body = mode;
+        self
+    }
+
+    /// The largest body accepted, on the wire and decoded. Default: 32 MiB.
+    pub fn max_body(mut self, bytes: u64) -> Self {
+        self.config.max_body = bytes;
+        self
+    }
+
+    /// Builds the fetcher (the connection pool is empty until the first request).
+    ///
+    /// # Errors
+    /// A setting is out of range, or the CA file cannot be read.
+    pub fn build(self) -> Result<Fetcher, BuildError> {
+        let config = self.config;
+        if config.concurrency == 0 {
+            return Err(BuildError::Invalid("concurrency must be at least 1".into()));
+        }
+        if config.per_host == Some(0) {
+            return Err(BuildError::Invalid("the per-host limit must be at least 1".into()));
+        }
+        let transport = exchange::Transport::new(&config)?;
+        let limits = limits::Limits::new(&config);
+        Ok(Fetcher { engine: Arc::new(Engine { config, transport, limits }) })
+    }
+}
+
+/// GETs `url` and deserialises its JSON body: the note's `fetch_data()` in one line.
+///
+/// Uses default settings (retries and timeouts included) and a client built for this call;
+/// for many requests, build one [`Fetcher`] and reuse it.
+///
+/// # Errors
+/// The request failed (the error says why, with its [`ErrorKind`](crate::ErrorKind)), or the body is
+/// not JSON that fits `T`.
+pub async fn get_json<T: serde::de::DeserializeOwned>(url: &str) -> Result<T, crate::record::RecordError> {
+    use crate::record::{ErrorKind, RecordError};
+    let spec = RequestSpec::get(url).map_err(|e| RecordError::new(ErrorKind::InvalidRequest, e.message))?;
+    let fetcher = Fetcher::builder()
+        .body(BodyMode::Json)
+        .build()
+        .map_err(|e| RecordError::new(ErrorKind::InvalidRequest, e.to_string()))?;
+    let record = fetcher.fetch(spec).await;
+    match record.error {
+        Some(error) => Err(error),
+        None => record.json(),
+    }
+}

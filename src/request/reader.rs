@@ -1,0 +1,288 @@
+//! Reads sources (files, stdin, URLs given as arguments) into a lazy, bounded stream of [`Input`].
+//!
+//! Reading and parsing run on a thread of their own with blocking I/O (what tokio does for stdin
+//! anyway): the fetch loop's workers never parse input, and the bounded channel between the two is
+//! the backpressure that keeps memory O(concurrency) whatever the input size. The thread ends when
+//! the input ends or when the stream is dropped.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use futures_util::Stream;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+use super::line::{Parsed, count_line, expand};
+use super::{Input, InvalidInput, LineDefaults, parse_line};
+
+/// The longest input line read; a longer one becomes an `invalid_request` record.
+pub const MAX_LINE: usize = 16 << 20;
+/// Inputs parsed ahead of the fetch loop.
+const AHEAD: usize = 1024;
+
+/// Where input comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// Standard input, one request per line.
+    Stdin,
+    /// A file, one request per line.
+    File(PathBuf),
+    /// A URL given directly (globs expanded).
+    Url(String),
+}
+
+impl Source {
+    /// Reads a command-line argument: `-` is stdin, anything with `://` a URL, the rest a file.
+    pub fn from_arg(arg: &str) -> Source {
+        if arg == "-" {
+            Source::Stdin
+        } else if arg.contains("://") {
+            Source::Url(arg.to_owned())
+        } else {
+            Source::File(arg.into())
+        }
+    }
+}
+
+enum Opened {
+    Lines { reader: Box<dyn BufRead + Send>, name: String },
+    Url(String),
+}
+
+/// A running reader: the stream of inputs, and what went wrong with the input if anything did.
+pub struct Reader {
+    rx: mpsc::Receiver<Input>,
+    failure: Arc<Mutex<Option<io::Error>>>,
+}
+
+impl Reader {
+    /// Opens every source (so a missing file fails now, before anything is fetched) and starts
+    /// reading them in order on a thread of its own.
+    ///
+    /// # Errors
+    /// A file cannot be opened.
+    pub fn spawn(sources: Vec<Source>, defaults: LineDefaults) -> io::Result<Reader> {
+        let mut opened = Vec::with_capacity(sources.len());
+        for source in sources {
+            opened.push(match source {
+                Source::Stdin => {
+                    Opened::Lines { reader: Box::new(BufReader::new(io::stdin())), name: "stdin".into() }
+                }
+                Source::File(path) => {
+                    let file = File::open(&path).map_err(|e| {
+                        io::Error::new(e.kind(), format!("cannot open {}: {e}", path.display()))
+                    })?;
+                    let name = path.display().to_string();
+                    Opened::Lines { reader: Box::new(BufReader::with_capacity(256 * 1024, file)), name }
+                }
+                Source::Url(url) => Opened::Url(url),
+            });
+        }
+        let (tx, rx) = mpsc::channel(AHEAD);
+        let failure = Arc::new(Mutex::new(None));
+        let failed = failure.clone();
+        std::thread::Builder::new().name("outofsync-reader".into()).spawn(move || {
+            if let Err(e) = read_all(opened, &defaults, &tx) {
+                *failed.lock().unwrap() = Some(e);
+            }
+        })?;
+        Ok(Reader { rx, failure })
+    }
+
+    /// A reader over inputs already in memory (for tests and the library).
+    pub fn from_inputs(inputs: Vec<Input>) -> Reader {
+        let (tx, rx) = mpsc::channel(inputs.len().max(1));
+        for input in inputs {
+            tx.try_send(input).expect("sized to fit");
+        }
+        Reader { rx, failure: Arc::default() }
+    }
+
+    /// Splits into the stream of inputs and a handle that tells, once the stream has ended,
+    /// whether it ended because the input failed (an I/O error mid-file).
+    pub fn into_parts(self) -> (impl Stream<Item = Input> + Send + 'static, ReadStatus) {
+        (ReceiverStream::new(self.rx), ReadStatus { failure: self.failure })
+    }
+}
+
+/// Whether the input was read to its end.
+pub struct ReadStatus {
+    failure: Arc<Mutex<Option<io::Error>>>,
+}
+
+impl ReadStatus {
+    /// The I/O error that stopped the reading, if one did.
+    pub fn take_error(&self) -> Option<io::Error> {
+        self.failure.lock().unwrap().take()
+    }
+}
+
+/// The channel closed: the consumer is gone, so reading stops quietly.
+struct Closed;
+
+fn send(tx: &mpsc::Sender<Input>, input: Input) -> Result<(), Closed> {
+    tx.blocking_send(input).map_err(|_| Closed)
+}
+
+fn read_all(sources: Vec<Opened>, defaults: &LineDefaults, tx: &mpsc::Sender<Input>) -> io::Result<()> {
+    for source in sources {
+        let result = match source {
+            Opened::Url(url) => emit(parse_line(&url, None, defaults), None, defaults, tx).map(|()| Ok(())),
+            Opened::Lines { mut reader, name } => read_lines(&mut *reader, &name, defaults, tx),
+        };
+        match result {
+            Err(Closed) => return Ok(()),
+            Ok(Err(e)) => return Err(e),
+            Ok(Ok(())) => {}
+        }
+    }
+    Ok(())
+}
+
+fn read_lines(
+    reader: &mut dyn BufRead,
+    name: &str,
+    defaults: &LineDefaults,
+    tx: &mpsc::Sender<Input>,
+) -> Result<io::Result<()>, Closed> {
+    let mut buf = Vec::with_capacity(4096);
+    let mut line = 0u64;
+    loop {
+        buf.clear();
+        line += 1;
+        let read = match read_line_capped(reader, &mut buf, MAX_LINE) {
+            Ok(read) => read,
+            Err(e) => {
+                return Ok(Err(io::Error::new(e.kind(), format!("reading {name} at line {line}: {e}"))));
+            }
+        };
+        let parsed = match read {
+            LineRead::Eof => return Ok(Ok(())),
+            LineRead::TooLong => Parsed::Invalid(
+                InvalidInput::new(format!("line is longer than {MAX_LINE} bytes")).at_line(line),
+            ),
+            LineRead::Line => match std::str::from_utf8(&buf) {
+                Ok(text) => parse_line(text, Some(line), defaults),
+                Err(e) => Parsed::Invalid(InvalidInput::new(format!("not valid UTF-8: {e}")).at_line(line)),
+            },
+        };
+        emit(parsed, Some(line), defaults, tx)?;
+    }
+}
+
+fn emit(
+    parsed: Parsed,
+    line: Option<u64>,
+    defaults: &LineDefaults,
+    tx: &mpsc::Sender<Input>,
+) -> Result<(), Closed> {
+    match parsed {
+        Parsed::Skip => Ok(()),
+        Parsed::One(spec) => send(tx, Input::Request(spec)),
+        Parsed::Invalid(invalid) => send(tx, invalid.into()),
+        Parsed::Glob(glob) => {
+            for spec in expand(glob, line, defaults) {
+                send(tx, spec.into())?;
+            }
+            Ok(())
+        }
+    }
+}
+
+enum LineRead {
+    Line,
+    TooLong,
+    Eof,
+}
+
+/// Reads one line (without its `\n`) into `buf`, keeping at most `cap` bytes; a longer line is
+/// consumed to its end and reported as [`LineRead::TooLong`], so memory stays bounded.
+fn read_line_capped(reader: &mut dyn BufRead, buf: &mut Vec<u8>, cap: usize) -> io::Result<LineRead> {
+    let mut seen_any = false;
+    let mut too_long = false;
+    loop {
+        let available = match reader.fill_buf() {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if available.is_empty() {
+            return Ok(match (seen_any, too_long) {
+                (false, _) => LineRead::Eof,
+                (true, true) => LineRead::TooLong,
+                (true, false) => LineRead::Line,
+            });
+        }
+        seen_any = true;
+        let (chunk, used, done) = match memchr::memchr(b'\n', available) {
+            Some(at) => (&available[..at], at + 1, true),
+            None => (available, available.len(), false),
+        };
+        if !too_long {
+            if buf.len() + chunk.len() > cap {
+                too_long = true;
+                buf.clear();
+            } else {
+                buf.extend_from_slice(chunk);
+            }
+        }
+        reader.consume(used);
+        if done {
+            return Ok(if too_long { LineRead::TooLong } else { LineRead::Line });
+        }
+    }
+}
+
+/// Counts the inputs of `sources` (files and URLs; `None` if one is stdin, whose length cannot be
+/// known in advance, or a file cannot be read). Meant for a background thread: it reads the files
+/// once more, at disk speed.
+pub fn count_inputs(sources: &[Source], defaults: &LineDefaults) -> Option<u64> {
+    let mut total = 0u64;
+    for source in sources {
+        match source {
+            Source::Stdin => return None,
+            Source::Url(url) => total += count_line(url, defaults).max(1),
+            Source::File(path) => {
+                let mut reader = BufReader::with_capacity(256 * 1024, File::open(path).ok()?);
+                let mut buf = Vec::new();
+                loop {
+                    buf.clear();
+                    match read_line_capped(&mut reader, &mut buf, MAX_LINE).ok()? {
+                        LineRead::Eof => break,
+                        LineRead::TooLong => total += 1,
+                        LineRead::Line => {
+                            total += std::str::from_utf8(&buf).map_or(1, |t| count_line(t, defaults));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Some(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_lines_are_cut_and_reading_goes_on() {
+        let text = format!("{}\nnext\n\nlast", "x".repeat(50));
+        let mut reader = io::Cursor::new(text.into_bytes());
+        let mut buf = Vec::new();
+        assert!(matches!(read_line_capped(&mut reader, &mut buf, 10).unwrap(), LineRead::TooLong));
+        buf.clear();
+        assert!(matches!(read_line_capped(&mut reader, &mut buf, 10).unwrap(), LineRead::Line));
+        assert_eq!(buf, b"next");
+        buf.clear();
+        assert!(matches!(read_line_capped(&mut reader, &mut buf, 10).unwrap(), LineRead::Line));
+        assert!(buf.is_empty());
+        buf.clear();
+        assert!(matches!(read_line_capped(&mut reader, &mut buf, 10).unwrap(), LineRead::Line));
+        assert_eq!(buf, b"last");
+        buf.clear();
+        assert!(matches!(read_line_capped(&mut reader, &mut buf, 10).unwrap(), LineRead::Eof));
+    }
+}

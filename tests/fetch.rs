@@ -1,0 +1,404 @@
+//! `outofsync fetch`: one record per input, whatever happens, under every limit it is given.
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support::tls::TlsServer;
+use crate::support::{by_i, get_json, outofsync, records, records_in, server};
+
+#[test]
+fn ten_thousand_inputs_make_ten_thousand_records_with_every_index_once() {
+    let s = server();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.txt");
+    let mut text = String::new();
+    for n in 0..10_000 {
+        text.push_str(&match n % 10 {
+            0 => format!("{}\n", s.url("/status/404")),
+            1 => format!("{}\n", s.url(&format!("/delay/{}", n % 7))),
+            _ => format!("{}\n", s.url(&format!("/json?id={n}"))),
+        });
+    }
+    std::fs::write(&input, text).unwrap();
+    let out = dir.path().join("out.jsonl");
+    let run = outofsync()
+        .args(["fetch", "-c", "256", "-q", "--retries", "0", "-o"])
+        .arg(&out)
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(1), "some 404s: exit 1");
+    let records = records_in(&out);
+    assert_eq!(records.len(), 10_000);
+    let seen: HashSet<u64> = records.iter().map(|r| r["i"].as_u64().unwrap()).collect();
+    assert_eq!(seen, (0..10_000).collect());
+    for r in &records {
+        let i = r["i"].as_u64().unwrap();
+        assert_eq!(r["line"], i + 1);
+        assert_eq!(r["ok"], i % 10 != 0, "{r}");
+    }
+    assert_eq!(by_i(&records, 7)["json"]["id"], 7);
+}
+
+#[test]
+fn malformed_lines_become_records_naming_the_line_and_nothing_is_sent() {
+    let s = server();
+    let input = format!(
+        "# a comment\n\n{json}\n/relative\nnot a url\n{{\"url\": 3}}\n{{broken\nftp://x.test/\n{tab}\n{{\"url\":\"{json}\",\"method\":\"G ET\"}}\n{{\"url\":\"{json}\",\"headers\":{{\"X\":\"a\\r\\nEvil: 1\"}}}}\n{json}\n",
+        json = s.url("/json"),
+        tab = s.url("/json\tx"),
+    );
+    let run = outofsync().args(["fetch", "-q", "-"]).write_stdin(input).output().unwrap();
+    assert_eq!(run.status.code(), Some(1));
+    let records = records(&run.stdout);
+    assert_eq!(records.len(), 10, "blank and comment lines are not requests");
+    let expect = [
+        (0, 3, None),
+        (1, 4, Some("relative URL without a base")),
+        (2, 5, Some("space")),
+        (3, 6, Some("\"url\" must be a string")),
+        (4, 7, Some("bad JSON request object")),
+        (5, 8, Some("unsupported scheme")),
+        (6, 9, Some("tab")),
+        (7, 10, Some("bad method")),
+        (8, 11, Some("carriage return")),
+        (9, 12, None),
+    ];
+    for (i, line, problem) in expect {
+        let r = by_i(&records, i);
+        assert_eq!(r["line"], line, "{r}");
+        match problem {
+            None => assert_eq!(r["ok"], true, "{r}"),
+            Some(p) => {
+                assert_eq!(r["error"]["kind"], "invalid_request", "{r}");
+                assert_eq!(r["attempts"], 0);
+                let message = r["error"]["message"].as_str().unwrap();
+                assert!(message.starts_with(&format!("line {line}: ")), "{message}");
+                assert!(message.contains(p), "{message} should say {p}");
+            }
+        }
+    }
+    assert_eq!(get_json(&s.url("/stats")).1["requests"], 2, "only the two valid lines were sent");
+}
+
+#[test]
+fn concurrency_and_per_host_limits_are_never_exceeded() {
+    let s = server();
+    let port = s.addr().port();
+    let mut input = String::new();
+    for n in 0..120 {
+        let host = if n % 2 == 0 { "a.test" } else { "b.test" };
+        input.push_str(&format!("http://{host}:{port}/delay/30\n"));
+    }
+    let resolve = |h: &str| format!("{h}:{port}:127.0.0.1");
+    let run = outofsync()
+        .args(["fetch", "-q", "-c", "10", "--per-host", "3", "--resolve", &resolve("a.test"), "--resolve"])
+        .arg(resolve("b.test"))
+        .write_stdin(input.clone())
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert_eq!(records(&run.stdout).len(), 120);
+    let (_, stats) = get_json(&s.url("/stats"));
+    for host in ["a.test", "b.test"] {
+        let max = stats["by_host"][format!("{host}:{port}")]["max_in_flight"].as_u64().unwrap();
+        assert!((1..=3).contains(&max), "{host}: {max} in flight at most, limit 3");
+    }
+    assert!(stats["max_in_flight"].as_u64().unwrap() <= 6);
+
+    // Without a per-host limit, the global one holds.
+    _ = crate::support::http().post(s.url("/stats/reset")).send_empty().unwrap();
+    let run = outofsync()
+        .args(["fetch", "-q", "-c", "5", "--resolve", &resolve("a.test"), "--resolve", &resolve("b.test")])
+        .write_stdin(input)
+        .output()
+        .unwrap();
+    assert!(run.status.success());
+    let max = get_json(&s.url("/stats")).1["max_in_flight"].as_u64().unwrap();
+    assert!((2..=5).contains(&max), "{max} in flight at most, limit 5");
+}
+
+fn elapsed_of(record: &Value) -> f64 {
+    record["elapsed_ms"].as_f64().unwrap()
+}
+
+#[test]
+fn timeouts_end_as_timeout_records_close_to_the_configured_value() {
+    let s = server();
+    let slow = s.url("/delay/10000");
+    let run = outofsync().args(["fetch", "-q", "--retries", "0", "--timeout", "1s", &slow]).output().unwrap();
+    let r = &records(&run.stdout)[0];
+    assert_eq!(r["error"]["kind"], "timeout", "{r}");
+    assert!(r["error"]["message"].as_str().unwrap().contains("--timeout"));
+    assert!((1000.0..1500.0).contains(&elapsed_of(r)), "{r}");
+
+    let run = outofsync()
+        .args(["fetch", "-q", "--retries", "0", "--read-timeout", "700ms", &slow])
+        .output()
+        .unwrap();
+    let r = &records(&run.stdout)[0];
+    assert_eq!(r["error"]["kind"], "timeout", "{r}");
+    assert!(r["error"]["message"].as_str().unwrap().contains("--read-timeout"));
+    assert!((700.0..1200.0).contains(&elapsed_of(r)), "{r}");
+
+    let run = outofsync()
+        .args(["fetch", "-q", "--deadline", "1500ms", "--timeout", "1s", "--backoff", "1ms", &slow])
+        .output()
+        .unwrap();
+    let r = &records(&run.stdout)[0];
+    assert_eq!(r["error"]["kind"], "timeout", "{r}");
+    assert!((1500.0..2000.0).contains(&elapsed_of(r)), "the deadline bounds retries too: {r}");
+}
+
+#[test]
+fn tls_is_verified_and_cacert_and_insecure_do_what_they_say() {
+    let tls = TlsServer::start(&["localhost"]);
+    let fetch = |extra: &[&str]| {
+        let mut cmd = outofsync();
+        cmd.args(["fetch", "-q", "--retries", "0", "--resolve", &tls.resolve(), &tls.url()]).args(extra);
+        cmd.output().unwrap()
+    };
+    let run = fetch(&[]);
+    assert_eq!(run.status.code(), Some(1));
+    let r = &records(&run.stdout)[0];
+    assert_eq!(r["error"]["kind"], "tls", "a self-signed certificate is not trusted: {r}");
+    assert!(r["error"]["message"].as_str().unwrap().contains("certificate"), "{r}");
+
+    let cert = tls.cert_file.to_str().unwrap();
+    let run = fetch(&["--cacert", cert]);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stdout));
+    assert_eq!(records(&run.stdout)[0]["json"]["tls"], true);
+
+    let run = fetch(&["--insecure"]);
+    assert!(run.status.success());
+    assert!(String::from_utf8_lossy(&run.stderr).contains("NOT verified"), "--insecure is loud");
+
+    // A certificate for another name fails even when its issuer is trusted.
+    let other = TlsServer::start(&["other.test"]);
+    let run = outofsync()
+        .args(["fetch", "-q", "--retries", "0", "--resolve", &other.resolve(), &other.url()])
+        .args(["--cacert", other.cert_file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let r = &records(&run.stdout)[0];
+    assert_eq!(r["error"]["kind"], "tls", "{r}");
+
+    // A --cacert that holds no certificate is a usage error.
+    let dir = tempfile::tempdir().unwrap();
+    let bogus = dir.path().join("bogus.pem");
+    std::fs::write(&bogus, "not a certificate").unwrap();
+    let run = fetch(&["--cacert", bogus.to_str().unwrap()]);
+    assert_eq!(run.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&run.stderr).contains("CA file"));
+}
+
+#[test]
+fn exit_codes_are_0_1_and_2_as_documented() {
+    let s = server();
+    outofsync().args(["fetch", "-q", &s.url("/json")]).assert().code(0);
+    outofsync().args(["fetch", "-q", &s.url("/status/500"), "--retries", "0"]).assert().code(1);
+    outofsync().args(["fetch", "--no-such-flag"]).assert().code(2);
+    outofsync().args(["fetch", "-c", "0", &s.url("/json")]).assert().code(2);
+    let missing = outofsync().args(["fetch", "/definitely/not/a/file.txt"]).output().unwrap();
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot open /definitely/not/a/file.txt"));
+    let unwritable =
+        outofsync().args(["fetch", "-o", "/definitely/not/a/dir/out.jsonl", &s.url("/json")]).output();
+    assert_eq!(unwritable.unwrap().status.code(), Some(2));
+    let help = outofsync().args(["fetch", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(
+        help.contains("Exit codes:") && help.contains("[default: 64]") && help.contains("[default: 120s]")
+    );
+}
+
+#[test]
+fn an_existing_output_is_not_appended_to_unless_told() {
+    let s = server();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.jsonl");
+    outofsync().args(["fetch", "-q", "-o", out.to_str().unwrap(), &s.url("/json")]).assert().code(0);
+    let again =
+        outofsync().args(["fetch", "-q", "-o", out.to_str().unwrap(), &s.url("/json")]).output().unwrap();
+    assert_eq!(again.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("--overwrite"));
+    assert_eq!(records_in(&out).len(), 1, "untouched");
+    outofsync()
+        .args(["fetch", "-q", "--overwrite", "-o", out.to_str().unwrap(), &s.url("/json?id=[1-3]")])
+        .assert()
+        .code(0);
+    assert_eq!(records_in(&out).len(), 3);
+}
+
+#[test]
+fn a_closed_stdout_pipe_is_not_an_error() {
+    let s = server();
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin("outofsync"))
+        .args(["fetch", "-q", "-c", "4", &s.url("/json?id=[1-100000]")])
+        .env_clear()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    assert!(first.starts_with("{\"i\":"));
+    // The reader is gone now (like `| head -1`).
+    let start = Instant::now();
+    let status = child.wait().unwrap();
+    assert!(start.elapsed() < Duration::from_secs(20));
+    assert_eq!(status.code(), Some(0));
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(err.is_empty(), "no complaint: {err}");
+}
+
+#[test]
+fn json_request_objects_carry_method_headers_body_id_and_meta() {
+    let s = server();
+    let input = format!(
+        concat!(
+            r#"{{"url":"{u}","method":"PUT","headers":{{"X-Team":"blue"}},"json":{{"n":1}},"id":{{"k":7}},"row":3}}"#,
+            "\n",
+            r#"{{"url":"{u}","body":"plain text","headers":["X-A: 1","X-B: 2"],"id":"two"}}"#,
+            "\n"
+        ),
+        u = s.url("/anything")
+    );
+    let run = outofsync()
+        .args(["fetch", "-q", "-H", "X-Global: g", "-A", "tester/1", "-"])
+        .write_stdin(input)
+        .output()
+        .unwrap();
+    assert!(run.status.success());
+    let records = records(&run.stdout);
+    let put = by_i(&records, 0);
+    assert_eq!(put["method"], "PUT");
+    assert_eq!(put["id"], serde_json::json!({"k": 7}));
+    assert_eq!(put["meta"], serde_json::json!({"row": 3}));
+    let echo = &put["json"];
+    assert_eq!(echo["method"], "PUT");
+    assert_eq!(echo["headers"]["x-team"], "blue");
+    assert_eq!(echo["headers"]["x-global"], "g");
+    assert_eq!(echo["headers"]["user-agent"], "tester/1");
+    assert_eq!(echo["headers"]["content-type"], "application/json");
+    assert_eq!(echo["json"], serde_json::json!({"n": 1}));
+    let post = by_i(&records, 1);
+    assert_eq!(post["method"], "POST", "a body without a method is a POST");
+    assert_eq!(post["json"]["text"], "plain text");
+    assert_eq!(post["json"]["headers"]["x-b"], "2");
+    assert!(post.get("meta").is_none());
+}
+
+#[test]
+fn globs_urls_and_stdin_are_all_inputs() {
+    let s = server();
+    let run = outofsync()
+        .args(["fetch", "-q", &s.url("/json?id=[1-3]"), "-", &s.url("/{gzip,zstd}")])
+        .write_stdin(format!("{}\n", s.url("/json?id=[07-09]")))
+        .output()
+        .unwrap();
+    assert!(run.status.success());
+    let records = records(&run.stdout);
+    let ids: Vec<Value> = (0..6).map(|i| by_i(&records, i)["json"]["id"].clone()).collect();
+    assert_eq!(ids, [1, 2, 3, 7, 8, 9].map(Value::from));
+    assert_eq!(by_i(&records, 6)["json"]["encoding"], "gzip");
+    assert_eq!(by_i(&records, 7)["json"]["encoding"], "zstd");
+    assert!(by_i(&records, 0).get("line").is_none(), "a URL argument has no line");
+    assert_eq!(by_i(&records, 4)["line"], 1);
+}
+
+#[test]
+fn http2_prior_knowledge_and_http1_only_are_spoken() {
+    let s = server();
+    for (flag, version) in [("--http2-prior-knowledge", "HTTP/2.0"), ("--http1-only", "HTTP/1.1")] {
+        let run = outofsync().args(["fetch", "-q", flag, &s.url("/anything")]).output().unwrap();
+        assert!(run.status.success());
+        assert_eq!(records(&run.stdout)[0]["json"]["version"], version);
+    }
+}
+
+#[test]
+fn body_modes_keep_what_they_say() {
+    let s = server();
+    let fetch = |mode: &str, path: &str| {
+        let run = outofsync().args(["fetch", "-q", "--body", mode, &s.url(path)]).output().unwrap();
+        records(&run.stdout).remove(0)
+    };
+    assert!(fetch("none", "/json").get("json").is_none());
+    assert_eq!(fetch("none", "/json")["bytes"], 345);
+    assert!(fetch("text", "/json")["text"].as_str().unwrap().starts_with("{\"id\":1"));
+    let binary = fetch("json", "/bytes/64");
+    assert_eq!(binary["error"]["kind"], "decode", "{binary}");
+    assert!(fetch("auto", "/bytes/64")["body_b64"].is_string());
+}
+
+#[test]
+fn summary_goes_to_stderr_and_to_a_json_file() {
+    let s = server();
+    let dir = tempfile::tempdir().unwrap();
+    let summary = dir.path().join("summary.json");
+    let run = outofsync()
+        .args(["fetch", "--retries", "0", "--summary-json", summary.to_str().unwrap()])
+        .args([s.url("/json?id=[1-8]"), s.url("/status/{404,503}")])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(stderr.contains("10 requests") && stderr.contains("8 ok, 2 failed"), "{stderr}");
+    assert!(stderr.contains("p99"), "{stderr}");
+    let doc: Value = serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
+    assert_eq!(doc["total"], 10);
+    assert_eq!(doc["failures"]["http_status"], 2);
+    assert_eq!(doc["statuses"]["404"], 1);
+    assert!(doc["latency_ms"]["p50"].as_f64().unwrap() > 0.0);
+    assert!(doc["requests_per_s"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn records_match_the_json_schema() {
+    let s = server();
+    let schema: Value = serde_json::from_str(include_str!("../schema/record.schema.json")).unwrap();
+    let validator = jsonschema::validator_for(&schema).expect("the schema compiles");
+    let input = [
+        s.url("/json"),
+        s.url("/status/404"),
+        s.url("/flaky/1?key=schema"),
+        s.url("/redirect/2"),
+        s.url("/bytes/16"),
+        s.url("/drip?bytes=3&interval_ms=1"),
+        r#"{"url":"/nope","id":1}"#.to_owned(),
+        format!(r#"{{"url":"{}","id":[1,2],"extra":{{"a":null}}}}"#, s.url("/anything")),
+        "http://127.0.0.1:1/".to_owned(),
+    ]
+    .join("\n");
+    let run = outofsync().args(["fetch", "-q", "--backoff", "1ms", "-"]).write_stdin(input).output().unwrap();
+    let records = records(&run.stdout);
+    assert_eq!(records.len(), 9);
+    for record in &records {
+        let errors: Vec<String> = validator.iter_errors(record).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "{record}\n{errors:#?}");
+    }
+    // And the schema is not a rubber stamp.
+    assert!(!validator.is_valid(&serde_json::json!({"i": 0, "ok": false, "attempts": 1, "elapsed_ms": 1})));
+    assert!(!validator.is_valid(
+        &serde_json::json!({"i": 0, "ok": true, "attempts": 1, "elapsed_ms": 1, "status": 200, "surprise": 1})
+    ));
+}
+
+#[test]
+fn demo_keeps_its_promise() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = outofsync().args(["demo", "--no-progress", "--dir"]).arg(dir.path()).output().unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    assert!(stderr.contains("exactly one record per request"), "{stderr}");
+    let records = records_in(&dir.path().join("records.jsonl"));
+    assert_eq!(records.len(), 10_000);
+    let ok = records.iter().filter(|r| r["ok"] == true).count();
+    assert!(ok > 9_000, "most of the mix succeeds: {ok}");
+    let _ = std::io::stdout().flush();
+}

@@ -1,0 +1,69 @@
+//! What the tests share: the built-in server, the real binary in a sealed environment, and
+//! readers of its output.
+
+#![allow(dead_code)]
+
+pub mod tls;
+
+use std::path::Path;
+use std::time::Duration;
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+pub use outofsync::server::{Server, ServerConfig};
+
+/// A built-in server on 127.0.0.1 and a free port; stops when dropped.
+pub fn server() -> Server {
+    Server::start().expect("the built-in server starts")
+}
+
+/// The `outofsync` binary with a cleared environment and a time limit, so no test can hang.
+pub fn outofsync() -> Command {
+    let mut cmd = Command::cargo_bin("outofsync").expect("the binary is built");
+    cmd.env_clear().timeout(Duration::from_secs(120));
+    cmd
+}
+
+/// A blocking HTTP client that reports statuses instead of failing on them and follows nothing.
+pub fn http() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into()
+}
+
+/// GETs `url`: status, headers, raw body bytes (nothing decompressed).
+pub fn get(url: &str) -> (u16, http::HeaderMap, Vec<u8>) {
+    let mut response = http().get(url).call().expect("the request completes");
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = response.body_mut().with_config().limit(1 << 30).read_to_vec().expect("the body reads");
+    (status, headers, body)
+}
+
+/// GETs `url` and parses the body as JSON.
+pub fn get_json(url: &str) -> (u16, Value) {
+    let (status, _, body) = get(url);
+    (status, serde_json::from_slice(&body).unwrap_or_else(|e| panic!("{url}: not JSON ({e})")))
+}
+
+/// Parses JSON lines; panics on a line that is not JSON (which would itself be a bug).
+pub fn records(output: &[u8]) -> Vec<Value> {
+    String::from_utf8_lossy(output)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}")))
+        .collect()
+}
+
+/// Reads a JSON lines file.
+pub fn records_in(path: &Path) -> Vec<Value> {
+    records(&std::fs::read(path).expect("the output file exists"))
+}
+
+/// The record with index `i`.
+pub fn by_i(records: &[Value], i: u64) -> &Value {
+    records.iter().find(|r| r["i"] == i).unwrap_or_else(|| panic!("no record with i = {i}"))
+}
