@@ -5,4 +5,5 @@ mod support;
 
 mod fetch;
 mod library;
+mod pipelines;
 mod server;

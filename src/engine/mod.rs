@@ -15,7 +15,9 @@ mod connector;
 mod decode;
 mod exchange;
 mod execute;
+mod filter;
 mod limits;
+mod paginate;
 mod payload;
 mod rate;
 mod redirect;
@@ -31,6 +33,8 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 
 pub use config::{BodyMode, Config, HttpVersion, Rate, Resolve, RetryPolicy, StatusRanges, default_headers};
+pub use filter::{FilterError, JqFilter};
+pub use paginate::Paginate;
 pub use retry::{RETRYABLE_STATUSES, is_idempotent};
 
 use crate::record::Record;
@@ -130,10 +134,9 @@ impl Fetcher {
                 let (engine, tx) = (engine.clone(), tx.clone());
                 let input: Input = input.into();
                 tokio::spawn(async move {
-                    let record = engine.record(i, input).await;
-                    // The slot is given back only after the record is handed on, so a slow
+                    // The slot is given back only after the records are handed on, so a slow
                     // consumer holds back the input instead of piling up records.
-                    _ = tx.send(record).await;
+                    engine.run(i, input, &tx).await;
                     drop(slot);
                 });
                 i += 1;
