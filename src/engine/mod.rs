@@ -78,7 +78,8 @@ pub enum BuildError {
 ///
 /// let server = outofsync::server::Server::start()?;
 /// let fetcher = Fetcher::builder().concurrency(8).build()?;
-/// let inputs = futures_util::stream::iter((0..20).map(|n| RequestSpec::get(&server.url(&format!("/json?id={n}")))));
+/// let specs: Vec<_> = (0..20).map(|n| RequestSpec::get(&server.url(&format!("/json?id={n}")))).collect();
+/// let inputs = futures_util::stream::iter(specs);
 /// let records: Vec<_> = fetcher.fetch_all(inputs).collect().await;
 /// assert_eq!(records.len(), 20);
 /// assert!(records.iter().all(|r| r.ok));
