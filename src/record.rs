@@ -5,7 +5,6 @@
 //! building a tree of a 64 KiB document would cost more than the whole request.
 
 use std::fmt;
-use std::io::Write as _;
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -335,7 +334,8 @@ fn write_str(out: &mut Vec<u8>, s: &str) {
 fn write_ms(out: &mut Vec<u8>, ms: f64) {
     let rounded = (ms * 1000.0).round() / 1000.0;
     if rounded.is_finite() {
-        _ = write!(out, "{rounded}");
+        // ryu writes the shortest form that reads back the same, without fmt's machinery.
+        out.extend_from_slice(ryu::Buffer::new().format_finite(rounded).as_bytes());
     } else {
         out.push(b'0');
     }

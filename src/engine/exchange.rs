@@ -5,13 +5,13 @@ use std::error::Error as StdError;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{CONTENT_LENGTH, HeaderValue, LOCATION};
+use http::header::{CONTENT_LENGTH, HOST, HeaderValue, LOCATION};
 use http::{HeaderMap, Method, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use url::Url;
+use url::{Position, Url};
 
 use super::BuildError;
 use super::config::{Config, HttpVersion};
@@ -21,7 +21,8 @@ use super::tls;
 use crate::record::ErrorKind;
 
 /// Most header lines accepted in an HTTP/1 response (a flood of them is refused, not stored).
-pub const MAX_HEADERS: usize = 256;
+/// hyper's default, and not higher: it sizes a per-response scratch array by it.
+pub const MAX_HEADERS: usize = 100;
 /// Largest HTTP/1 response head (status line and headers), in bytes.
 pub const MAX_HEAD_BYTES: usize = 256 * 1024;
 /// How much of a redirect's body is read so its connection can be reused.
@@ -117,6 +118,14 @@ impl Transport {
         *request.method_mut() = hop.method.clone();
         *request.uri_mut() = uri;
         *request.headers_mut() = hop.headers.clone();
+        if !hop.headers.contains_key(HOST) {
+            // Sliced from the URL's text (a default port is never written there): hyper-util would
+            // otherwise format it anew for every request.
+            let host = &hop.url[Position::BeforeHost..Position::AfterPort];
+            if let Ok(value) = HeaderValue::from_str(host) {
+                request.headers_mut().insert(HOST, value);
+            }
+        }
 
         let response = tokio::time::timeout(self.read_timeout, self.client.request(request))
             .await

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
-use url::Url;
+use url::{Position, Url};
 
 use super::config::{Config, Rate};
 use super::rate::Pacer;
@@ -53,14 +53,17 @@ impl Limits {
 
     /// The state of the origin of `url`.
     pub fn host(&self, url: &Url) -> Arc<Host> {
-        let key = format!(
-            "{}://{}:{}",
-            url.scheme(),
-            url.host_str().unwrap_or_default(),
-            url.port_or_known_default().unwrap_or(0)
-        );
+        // The origin is the URL's own text up to its port (a default port is never written), so
+        // the common lookup allocates nothing; credentials in the URL are left out of the key.
+        let owned;
+        let key = if url.username().is_empty() && url.password().is_none() {
+            &url[..Position::AfterPort]
+        } else {
+            owned = format!("{}://{}", url.scheme(), &url[Position::BeforeHost..Position::AfterPort]);
+            &owned
+        };
         let mut hosts = self.hosts.lock().unwrap();
-        if let Some(host) = hosts.get(&key) {
+        if let Some(host) = hosts.get(key) {
             return host.clone();
         }
         if hosts.len() >= HOSTS_KEPT {
@@ -74,7 +77,7 @@ impl Limits {
             pace: self.rate.map(Pacer::new),
             cooldown: Mutex::new(None),
         });
-        hosts.insert(key, host.clone());
+        hosts.insert(key.to_owned(), host.clone());
         host
     }
 
@@ -135,6 +138,8 @@ mod tests {
         let limits = Limits::new(&Config::default());
         let a = limits.host(&Url::parse("http://a.test/x").unwrap());
         let same = limits.host(&Url::parse("http://a.test:80/y").unwrap());
+        let with_credentials = limits.host(&Url::parse("http://user:pw@a.test/z").unwrap());
+        assert!(Arc::ptr_eq(&a, &with_credentials), "credentials are not part of the origin");
         let b = limits.host(&Url::parse("http://b.test/").unwrap());
         assert!(Arc::ptr_eq(&a, &same));
         let start = Instant::now();
