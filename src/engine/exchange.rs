@@ -2,6 +2,7 @@
 //! say precisely what went wrong when something did.
 
 use std::error::Error as StdError;
+use std::future::Future;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -74,6 +75,17 @@ pub(crate) enum Exchanged {
     Response(Response),
 }
 
+/// What carries one exchange: the HTTP [`Transport`] in use, or a scripted fake in tests.
+///
+/// The request loop (`execute`) is written against this trait so that its time logic — backoff,
+/// `Retry-After`, cooldowns, deadlines — runs on tokio's paused clock with no socket in the way (a
+/// paused runtime jumps time forward whenever every task waits, which would fire real sockets'
+/// timeouts at once).
+pub(crate) trait Exchange: Send + Sync + 'static {
+    /// Sends `hop` and takes in its response, within the transport's own limits.
+    fn exchange(&self, hop: &Hop) -> impl Future<Output = Result<Exchanged, Failure>> + Send;
+}
+
 /// The HTTP client and the limits of one exchange.
 pub(crate) struct Transport {
     client: Client<Connector, Full<Bytes>>,
@@ -107,9 +119,10 @@ impl Transport {
             follow: config.max_redirects > 0,
         })
     }
+}
 
-    /// Sends `hop` and takes in its response.
-    pub async fn exchange(&self, hop: &Hop) -> Result<Exchanged, Failure> {
+impl Exchange for Transport {
+    async fn exchange(&self, hop: &Hop) -> Result<Exchanged, Failure> {
         let uri: Uri = hop.url.as_str().parse().map_err(|e| {
             Failure::new(ErrorKind::InvalidRequest, format!("URL {} is not usable: {e}", hop.url))
         })?;
@@ -135,7 +148,9 @@ impl Transport {
         let body = self.take_body(&head.headers, body).await?;
         Ok(Exchanged::Response(Response { status, headers: head.headers, body }))
     }
+}
 
+impl Transport {
     async fn take_body(&self, headers: &HeaderMap, mut body: Incoming) -> Result<Vec<u8>, Failure> {
         let declared = headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
         if let Some(n) = declared.filter(|&n| n > self.max_body) {
