@@ -4,5 +4,6 @@
 mod support;
 
 mod fetch;
+mod hostile;
 mod library;
 mod server;

@@ -3,6 +3,7 @@
 
 use std::error::Error as StdError;
 use std::future::Future;
+use std::io;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -10,7 +11,7 @@ use http::header::{CONTENT_LENGTH, HeaderValue, LOCATION};
 use http::{HeaderMap, Method, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::{self, Client};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use url::Url;
 
@@ -18,6 +19,7 @@ use super::BuildError;
 use super::config::{Config, HttpVersion};
 use super::connector::{ConnectError, Connector};
 use super::decode::{BodyBuffer, BodyError};
+use super::retry::is_idempotent;
 use super::tls;
 use crate::record::ErrorKind;
 
@@ -123,18 +125,26 @@ impl Transport {
 
 impl Exchange for Transport {
     async fn exchange(&self, hop: &Hop) -> Result<Exchanged, Failure> {
-        let uri: Uri = hop.url.as_str().parse().map_err(|e| {
-            Failure::new(ErrorKind::InvalidRequest, format!("URL {} is not usable: {e}", hop.url))
-        })?;
-        let mut request = Request::new(Full::new(hop.body.clone().unwrap_or_default()));
-        *request.method_mut() = hop.method.clone();
-        *request.uri_mut() = uri;
-        *request.headers_mut() = hop.headers.clone();
-
-        let response = tokio::time::timeout(self.read_timeout, self.client.request(request))
-            .await
-            .map_err(|_| self.idle("waiting for the response"))?
-            .map_err(client_failure)?;
+        let response = match self.send(hop).await? {
+            // A server may close an idle keep-alive connection at any time, without notice, and
+            // the pool can hand it out before the close is seen. A request that dies that way was
+            // most likely never read, so an idempotent one goes once more, at once, on a fresh
+            // connection (as curl and browsers do); it is not a retry, which would cost a backoff.
+            Err(e) if stale_connection(&e) && is_idempotent(&hop.method) => self.send(hop).await?,
+            sent => sent,
+        }
+        .map_err(client_failure)?;
+        // hyper bounds the head's memory by its read buffer, but a head can end up to one read
+        // past it; the limit itself is held here.
+        let head: usize = response.headers().iter().map(|(n, v)| n.as_str().len() + v.len() + 4).sum();
+        if head > MAX_HEAD_BYTES {
+            return Err(Failure::new(
+                ErrorKind::Decode,
+                format!(
+                    "the response head is too large: {head} bytes of headers, over the limit of {MAX_HEAD_BYTES}"
+                ),
+            ));
+        }
         let status = response.status();
         if self.follow
             && status.is_redirection()
@@ -151,6 +161,20 @@ impl Exchange for Transport {
 }
 
 impl Transport {
+    /// Sends `hop` and waits for the response head, within the idle timeout.
+    async fn send(&self, hop: &Hop) -> Result<Result<http::Response<Incoming>, legacy::Error>, Failure> {
+        let uri: Uri = hop.url.as_str().parse().map_err(|e| {
+            Failure::new(ErrorKind::InvalidRequest, format!("URL {} is not usable: {e}", hop.url))
+        })?;
+        let mut request = Request::new(Full::new(hop.body.clone().unwrap_or_default()));
+        *request.method_mut() = hop.method.clone();
+        *request.uri_mut() = uri;
+        *request.headers_mut() = hop.headers.clone();
+        tokio::time::timeout(self.read_timeout, self.client.request(request))
+            .await
+            .map_err(|_| self.idle("waiting for the response"))
+    }
+
     async fn take_body(&self, headers: &HeaderMap, mut body: Incoming) -> Result<Vec<u8>, Failure> {
         let declared = headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
         if let Some(n) = declared.filter(|&n| n > self.max_body) {
@@ -196,8 +220,30 @@ impl Transport {
     }
 }
 
+/// Whether a request failed as one sent on a connection the server had already closed fails: not
+/// while connecting, and with the connection ended or reset before any of the response came.
+fn stale_connection(e: &legacy::Error) -> bool {
+    if e.is_connect() {
+        return false;
+    }
+    let mut source: Option<&(dyn StdError + 'static)> = e.source();
+    while let Some(cause) = source {
+        if let Some(h) = cause.downcast_ref::<hyper::Error>()
+            && h.is_incomplete_message()
+        {
+            return true;
+        }
+        if let Some(io) = cause.downcast_ref::<io::Error>() {
+            use io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset};
+            return matches!(io.kind(), ConnectionReset | BrokenPipe | ConnectionAborted);
+        }
+        source = cause.source();
+    }
+    false
+}
+
 /// A failure before the response head arrived.
-fn client_failure(e: hyper_util::client::legacy::Error) -> Failure {
+fn client_failure(e: legacy::Error) -> Failure {
     let mut source: Option<&(dyn StdError + 'static)> = e.source();
     while let Some(cause) = source {
         if let Some(c) = cause.downcast_ref::<ConnectError>() {
@@ -219,10 +265,26 @@ fn client_failure(e: hyper_util::client::legacy::Error) -> Failure {
 
 /// A failure while the body was coming in.
 fn body_failure(e: &hyper::Error, received: u64) -> Failure {
-    if e.is_incomplete_message() {
+    let io_kind = std::iter::successors(e.source(), |&c| c.source())
+        .find_map(|c| c.downcast_ref::<io::Error>())
+        .map(io::Error::kind);
+    // hyper says "incomplete" for a chunked body cut short, and passes on an unexpected end of
+    // file from its length decoder for a Content-Length body cut short: the same event to us.
+    if e.is_incomplete_message() || io_kind == Some(io::ErrorKind::UnexpectedEof) {
         return Failure::new(
             ErrorKind::Io,
             format!("the connection closed after {received} bytes, before the body was complete"),
+        );
+    }
+    // Broken chunked framing comes as invalid data (or input) from hyper's decoder: the server's
+    // fault, not the connection's, and not worth a retry.
+    if matches!(io_kind, Some(io::ErrorKind::InvalidData | io::ErrorKind::InvalidInput)) {
+        let cause = std::iter::successors(e.source(), |&c| c.source())
+            .last()
+            .map_or_else(String::new, |c| c.to_string());
+        return Failure::new(
+            ErrorKind::Decode,
+            format!("invalid HTTP in the body after {received} bytes: {cause}"),
         );
     }
     hyper_failure(e, "the body")
