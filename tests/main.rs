@@ -6,4 +6,5 @@ mod support;
 mod fetch;
 mod hostile;
 mod library;
+mod resilience;
 mod server;
