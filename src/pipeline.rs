@@ -60,7 +60,8 @@ pub async fn run(fetcher: &Fetcher, job: Job) -> Result<Outcome, JobError> {
     let mut sink = Sink::open(&job.output).map_err(JobError::Output)?;
     let counters = Arc::new(Counters::default());
     let progress = if job.progress { Progress::start(counters.clone()) } else { Progress::hidden() };
-    if job.progress {
+    // With pagination an input makes an unknown number of records: no total, just a count.
+    if job.progress && fetcher.config().paginate.is_none() {
         let total = progress.total_handle();
         let (sources, defaults) = (job.sources, job.defaults);
         tokio::task::spawn_blocking(move || {

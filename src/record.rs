@@ -140,6 +140,8 @@ pub struct Record {
     pub url: Option<String>,
     /// The URL of the last response, when redirects were followed.
     pub final_url: Option<String>,
+    /// The next page, when paginating and there is one.
+    pub next: Option<String>,
     /// The request method.
     pub method: Option<String>,
     /// Whether the request succeeded (by default: a 2xx status and a body that decoded).
@@ -220,6 +222,10 @@ impl Record {
         if let Some(url) = &self.final_url {
             out.extend_from_slice(b",\"final_url\":");
             write_str(out, url);
+        }
+        if let Some(next) = &self.next {
+            out.extend_from_slice(b",\"next\":");
+            write_str(out, next);
         }
         if let Some(method) = &self.method {
             out.extend_from_slice(b",\"method\":");

@@ -6,5 +6,6 @@ mod support;
 mod fetch;
 mod hostile;
 mod library;
+mod pipelines;
 mod resilience;
 mod server;

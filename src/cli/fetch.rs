@@ -106,6 +106,48 @@ pub struct FetchArgs {
     #[arg(long, help_heading = "Connections")]
     pub http2_prior_knowledge: bool,
 
+    /// Build each request from a data row: a URL with {field} placeholders ({a.b} for nested
+    /// fields), filled from JSONL objects or CSV rows; values are percent-encoded. Row fields no
+    /// template uses go to the record's "meta", a field "id" to its "id".
+    #[arg(long, value_name = "TEMPLATE", help_heading = "Pipelines")]
+    pub url_template: Option<String>,
+    /// A header filled from each row, "Name: {field}" (repeatable).
+    #[arg(
+        long = "header-template",
+        value_name = "TEMPLATE",
+        requires = "url_template",
+        help_heading = "Pipelines"
+    )]
+    pub header_templates: Vec<String>,
+    /// A body filled from each row, values inserted as they are.
+    #[arg(long, value_name = "TEMPLATE", requires = "url_template", conflicts_with_all = ["json_template", "data", "json"], help_heading = "Pipelines")]
+    pub body_template: Option<String>,
+    /// A JSON body filled from each row: {field} becomes the field's JSON value (strings quoted),
+    /// e.g. '{"name": {name}, "tags": {tags}}'.
+    #[arg(long, value_name = "TEMPLATE", requires = "url_template", conflicts_with_all = ["data", "json"], help_heading = "Pipelines")]
+    pub json_template: Option<String>,
+    /// How the input is written: lines (URLs and JSON request objects), jsonl (data rows, one
+    /// JSON object per line) or csv (data rows under a header row) [default: lines, or jsonl
+    /// with --url-template].
+    #[arg(long, value_name = "FORMAT", value_enum, help_heading = "Pipelines")]
+    pub input_format: Option<InputFormat>,
+    /// A jq program applied to each successful JSON response; its output replaces "json"
+    /// (several outputs become an array). It failing on one response fails that record (decode).
+    #[arg(long, value_name = "FILTER", help_heading = "Pipelines")]
+    pub jq: Option<String>,
+    /// Walk paginated collections, each page its own record ("page" from 0, "next" when there is
+    /// one): link (the Link header's rel="next") or json:PATH (a jq path to the next URL, e.g.
+    /// json:.next). A next page already fetched ends the walk with a redirect error record.
+    #[arg(long, value_name = "HOW", help_heading = "Pipelines")]
+    pub paginate: Option<String>,
+    /// With --paginate json:PATH, the value found is a cursor or page number: set it as this query
+    /// parameter of the first page's URL.
+    #[arg(long, value_name = "NAME", requires = "paginate", help_heading = "Pipelines")]
+    pub page_param: Option<String>,
+    /// The most pages walked per input.
+    #[arg(long, value_name = "N", default_value_t = 1000, help_heading = "Pipelines")]
+    pub max_pages: u32,
+
     /// Where the records go (appended; see --overwrite) [default: stdout].
     #[arg(short = 'o', long, value_name = "FILE", help_heading = "Output")]
     pub output: Option<PathBuf>,
@@ -131,6 +173,17 @@ pub struct FetchArgs {
     /// Neither progress nor summary on stderr.
     #[arg(short = 'q', long, help_heading = "Output")]
     pub quiet: bool,
+}
+
+/// How input lines are read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum InputFormat {
+    /// URLs and JSON request objects.
+    Lines,
+    /// Data rows, one JSON object per line (needs --url-template).
+    Jsonl,
+    /// Data rows under a CSV header row (needs --url-template).
+    Csv,
 }
 
 pub const EXIT_CODES: &str = "\

@@ -11,7 +11,7 @@ mod serve;
 use clap::{Parser, Subcommand};
 
 pub use demo::DemoArgs;
-pub use fetch::FetchArgs;
+pub use fetch::{FetchArgs, InputFormat};
 pub use serve::ServeArgs;
 
 /// Fetch data from HTTP APIs asynchronously, fast, and without losing anything.

@@ -8,12 +8,12 @@ use anyhow::{Context, bail};
 use bytes::Bytes;
 use http::header::{ACCEPT, CONTENT_TYPE, HeaderValue, USER_AGENT};
 use outofsync::Fetcher;
-use outofsync::engine::{Config, HttpVersion, RetryPolicy};
+use outofsync::engine::{BodyMode, Config, HttpVersion, JqFilter, Paginate, RetryPolicy};
 use outofsync::output::Destination;
 use outofsync::pipeline::{self, Job};
-use outofsync::request::{LineDefaults, Source, parse_header_line};
+use outofsync::request::{LineDefaults, RowFormat, RowTemplates, Rows, Source, parse_header_line};
 
-use crate::cli::FetchArgs;
+use crate::cli::{FetchArgs, InputFormat};
 
 pub fn run(args: FetchArgs) -> anyhow::Result<ExitCode> {
     let config = config(&args)?;
@@ -88,6 +88,17 @@ fn config(args: &FetchArgs) -> anyhow::Result<Config> {
     if args.concurrency == 0 {
         bail!("--concurrency must be at least 1");
     }
+    if let Some(program) = &args.jq {
+        if args.body == BodyMode::None {
+            bail!("--jq needs the body: it cannot go with --body none");
+        }
+        config.filter = Some(JqFilter::compile(program)?);
+    }
+    if let Some(how) = &args.paginate {
+        config.paginate =
+            Some(how.parse::<Paginate>().map_err(anyhow::Error::msg)?.with_param(args.page_param.clone()));
+        config.max_pages = args.max_pages.max(1);
+    }
     if args.json.is_some() {
         config.headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
     }
@@ -110,6 +121,7 @@ fn config(args: &FetchArgs) -> anyhow::Result<Config> {
 fn line_defaults(args: &FetchArgs) -> anyhow::Result<LineDefaults> {
     let mut defaults =
         LineDefaults { method: args.method.clone(), no_globs: args.globoff, ..Default::default() };
+    defaults.rows = rows(args)?;
     if let Some(data) = &args.data {
         defaults.body = Some(match data.strip_prefix('@') {
             Some(path) => {
@@ -124,6 +136,33 @@ fn line_defaults(args: &FetchArgs) -> anyhow::Result<LineDefaults> {
         defaults.body_headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     }
     Ok(defaults)
+}
+
+/// With `--url-template`, input lines are data rows that fill the templates.
+fn rows(args: &FetchArgs) -> anyhow::Result<Option<Rows>> {
+    let Some(url) = &args.url_template else {
+        if matches!(args.input_format, Some(InputFormat::Jsonl | InputFormat::Csv)) {
+            bail!("--input-format jsonl and csv read data rows: they need --url-template");
+        }
+        return Ok(None);
+    };
+    let format = match args.input_format {
+        None | Some(InputFormat::Jsonl) => RowFormat::Jsonl,
+        Some(InputFormat::Csv) => RowFormat::Csv,
+        Some(InputFormat::Lines) => {
+            bail!("--url-template fills templates from data rows: use --input-format jsonl or csv")
+        }
+    };
+    if let Some(url) = args.inputs.iter().find(|i| i.contains("://")) {
+        bail!("{url} is a URL; with --url-template, INPUT is files of rows (or - for stdin)");
+    }
+    let body = match (&args.body_template, &args.json_template) {
+        (Some(text), _) => Some((text.as_str(), false)),
+        (None, Some(json)) => Some((json.as_str(), true)),
+        (None, None) => None,
+    };
+    let templates = RowTemplates::new(url, &args.header_templates, body).map_err(anyhow::Error::msg)?;
+    Ok(Some(Rows { format, templates: std::sync::Arc::new(templates) }))
 }
 
 /// Refuses to append to records of an earlier run unless told to start over.

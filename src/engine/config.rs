@@ -8,6 +8,9 @@ use std::time::Duration;
 
 use http::HeaderMap;
 
+use super::filter::JqFilter;
+use super::paginate::Paginate;
+
 /// Everything the engine can be told. Build one with [`Fetcher::builder`](crate::Fetcher::builder)
 /// or fill the fields and pass it to [`FetcherBuilder::config`](crate::FetcherBuilder::config).
 #[derive(Clone, Debug)]
@@ -53,6 +56,13 @@ pub struct Config {
     pub http: HttpVersion,
     /// Which statuses count as success. Default: 200–299.
     pub ok_status: StatusRanges,
+    /// A jq program applied to each successful JSON body; its output replaces the body.
+    /// Default: none.
+    pub filter: Option<JqFilter>,
+    /// How to walk paginated collections, each page its own record. Default: none.
+    pub paginate: Option<Paginate>,
+    /// The most pages walked per input. Default: 1000.
+    pub max_pages: u32,
 }
 
 impl Default for Config {
@@ -77,6 +87,9 @@ impl Default for Config {
             insecure: false,
             http: HttpVersion::Auto,
             ok_status: StatusRanges::default(),
+            filter: None,
+            paginate: None,
+            max_pages: 1000,
         }
     }
 }

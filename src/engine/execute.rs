@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use http::HeaderMap;
 use tokio::time::Instant;
 
 use super::config::Config;
@@ -12,7 +11,7 @@ use super::limits::Limits;
 use super::retry::{self, Failed};
 use super::{payload, redirect};
 use crate::record::{Attempt, ErrorKind, Payload, Record, RecordError};
-use crate::request::{Input, RequestSpec};
+use crate::request::RequestSpec;
 
 /// Everything a request needs, shared by all requests of one fetcher.
 ///
@@ -24,22 +23,13 @@ pub(crate) struct Engine<T = Transport> {
     pub limits: Limits,
 }
 
-/// A finished request: its record, and the final response's headers (for pagination).
+/// A finished request: its record, and the next page when paginating.
 pub(crate) struct Done {
     pub record: Record,
-    #[allow(dead_code)] // read by pagination
-    pub headers: Option<HeaderMap>,
+    pub next: Option<url::Url>,
 }
 
 impl<T: Exchange> Engine<T> {
-    /// The record of input number `i`.
-    pub async fn record(&self, i: u64, input: Input) -> Record {
-        match input {
-            Input::Invalid(invalid) => Record::invalid(i, invalid.line, invalid.message),
-            Input::Request(spec) => self.execute(i, *spec).await.record,
-        }
-    }
-
     /// Runs one request to its end: exactly one record, whatever happens.
     ///
     /// Each attempt (with the redirects it follows) takes its turn from the limits and gives it
@@ -61,6 +51,7 @@ impl<T: Exchange> Engine<T> {
                 headers.insert(name.clone(), value.clone());
             }
         }
+        let first = self.config.paginate.is_some().then(|| spec.url.clone());
         let mut hop = Hop { method: spec.method, url: spec.url, headers, body: spec.body };
         let mut visited = vec![hop.url.clone()];
         // The clock of --deadline (and of `elapsed_ms`) starts when the first attempt gets its
@@ -146,9 +137,27 @@ impl<T: Exchange> Engine<T> {
         if record.redirects > 0 {
             record.final_url = Some(hop.url.to_string());
         }
-        let headers = self.settle(&mut record, last, note);
+        let next = self.settle(&mut record, last, note, first.as_ref().map(|first| (first, &hop.url)));
+        record.next = next.as_ref().map(|url| url.to_string());
         record.elapsed_ms = clock.map_or(0.0, |(start, _)| ms(start.elapsed()));
-        Done { record, headers }
+        Done { record, next }
+    }
+
+    /// Replaces a JSON body with what `--jq` makes of it; anything else fails with `decode`.
+    fn filter(&self, record: &mut Record, filter: &super::filter::JqFilter) {
+        let outcome = match &record.payload {
+            Payload::Json(json) => filter.apply(json),
+            Payload::Text(_) => Err("--jq needs a JSON body; this one is text".to_owned()),
+            Payload::Binary(_) => Err("--jq needs a JSON body; this one is binary".to_owned()),
+            Payload::None => Err("--jq needs a JSON body; this response has none".to_owned()),
+        };
+        match outcome {
+            Ok(json) => record.payload = Payload::Json(json),
+            Err(message) => {
+                record.payload = Payload::None;
+                record.error = Some(RecordError::new(ErrorKind::Decode, message));
+            }
+        }
     }
 
     /// The failure of an attempt that ran out of time: its own `--timeout`, or what was left of
@@ -161,13 +170,15 @@ impl<T: Exchange> Engine<T> {
         }
     }
 
-    /// Fills the record from how the request ended; returns the final response's headers.
+    /// Fills the record from how the request ended; returns the next page when paginating
+    /// (`pages` holds the walk's first URL and this page's).
     fn settle(
         &self,
         record: &mut Record,
         exchanged: Result<Exchanged, Failure>,
         note: Option<String>,
-    ) -> Option<HeaderMap> {
+        pages: Option<(&url::Url, &url::Url)>,
+    ) -> Option<url::Url> {
         let attempts = record.attempts;
         let after = |message: String| {
             let mut message =
@@ -200,13 +211,25 @@ impl<T: Exchange> Engine<T> {
                         record.error = Some(RecordError::new(ErrorKind::Decode, after(message)));
                     }
                 }
+                let mut next = None;
                 if !ok_status {
                     let reason = status.canonical_reason().unwrap_or("");
                     let message = format!("{} {reason}", status.as_u16()).trim_end().to_owned();
                     record.error = Some(RecordError::new(ErrorKind::HttpStatus, after(message)));
+                } else if record.error.is_none() {
+                    // The next page is read from the body as it came, before `--jq` reshapes it.
+                    if let (Some(paginate), Some((first, current))) = (&self.config.paginate, pages) {
+                        match paginate.next(first, current, &headers, record.json_str()) {
+                            Ok(found) => next = found,
+                            Err(message) => record.error = Some(RecordError::new(ErrorKind::Decode, message)),
+                        }
+                    }
+                    if let Some(filter) = &self.config.filter {
+                        self.filter(record, filter);
+                    }
                 }
                 record.ok = record.error.is_none();
-                Some(headers)
+                next
             }
         }
     }

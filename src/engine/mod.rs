@@ -15,7 +15,9 @@ mod connector;
 mod decode;
 mod exchange;
 mod execute;
+mod filter;
 mod limits;
+mod paginate;
 mod payload;
 mod rate;
 mod redirect;
@@ -31,6 +33,8 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 
 pub use config::{BodyMode, Config, HttpVersion, Rate, Resolve, RetryPolicy, StatusRanges, default_headers};
+pub use filter::{FilterError, JqFilter};
+pub use paginate::Paginate;
 pub use retry::{RETRYABLE_STATUSES, is_idempotent};
 
 use crate::record::Record;
@@ -74,7 +78,8 @@ pub enum BuildError {
 ///
 /// let server = outofsync::server::Server::start()?;
 /// let fetcher = Fetcher::builder().concurrency(8).build()?;
-/// let inputs = futures_util::stream::iter((0..20).map(|n| RequestSpec::get(&server.url(&format!("/json?id={n}")))));
+/// let specs: Vec<_> = (0..20).map(|n| RequestSpec::get(&server.url(&format!("/json?id={n}")))).collect();
+/// let inputs = futures_util::stream::iter(specs);
 /// let records: Vec<_> = fetcher.fetch_all(inputs).collect().await;
 /// assert_eq!(records.len(), 20);
 /// assert!(records.iter().all(|r| r.ok));
@@ -130,10 +135,9 @@ impl Fetcher {
                 let (engine, tx) = (engine.clone(), tx.clone());
                 let input: Input = input.into();
                 tokio::spawn(async move {
-                    let record = engine.record(i, input).await;
-                    // The slot is given back only after the record is handed on, so a slow
+                    // The slot is given back only after the records are handed on, so a slow
                     // consumer holds back the input instead of piling up records.
-                    _ = tx.send(record).await;
+                    engine.run(i, input, &tx).await;
                     drop(slot);
                 });
                 i += 1;

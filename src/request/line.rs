@@ -21,6 +21,60 @@ pub struct LineDefaults {
     pub body_headers: HeaderMap,
     /// Expand curl-style globs in plain URLs (default on; `--globoff` turns it off).
     pub no_globs: bool,
+    /// Input lines are data rows that fill templates, not requests (`--url-template`).
+    pub rows: Option<Rows>,
+}
+
+/// Data rows and the templates they fill.
+#[derive(Clone, Debug)]
+pub struct Rows {
+    /// How rows are written.
+    pub format: RowFormat,
+    /// What a row becomes.
+    pub templates: std::sync::Arc<super::template::RowTemplates>,
+}
+
+/// How data rows are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RowFormat {
+    /// One JSON object per line.
+    Jsonl,
+    /// CSV with a header row naming the fields.
+    Csv,
+}
+
+/// Parses line number `line` of JSON rows into a request.
+pub fn parse_row_line(text: &str, line: u64, defaults: &LineDefaults, rows: &Rows) -> Parsed {
+    let text = text.strip_suffix('\r').unwrap_or(text).trim_matches(|c| c == ' ' || c == '\t');
+    if text.is_empty() || text.starts_with('#') {
+        return Parsed::Skip;
+    }
+    let row = match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(row)) => row,
+        Ok(other) => {
+            let kind = match other {
+                Value::Array(_) => "an array",
+                Value::String(_) => "a string",
+                _ => "not an object",
+            };
+            return Parsed::Invalid(
+                InvalidInput::new(format!("a row must be a JSON object, this is {kind}")).at_line(line),
+            );
+        }
+        Err(e) => return Parsed::Invalid(InvalidInput::new(format!("bad JSON row: {e}")).at_line(line)),
+    };
+    row_request(row, line, defaults, rows)
+}
+
+/// The request a parsed row makes.
+pub fn row_request(row: Map<String, Value>, line: u64, defaults: &LineDefaults, rows: &Rows) -> Parsed {
+    match rows.templates.request(row, defaults) {
+        Ok(mut spec) => {
+            spec.line = Some(line);
+            Parsed::One(Box::new(spec))
+        }
+        Err(invalid) => Parsed::Invalid(invalid.at_line(line)),
+    }
 }
 
 impl LineDefaults {

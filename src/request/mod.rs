@@ -7,6 +7,7 @@
 pub mod glob;
 mod line;
 pub mod reader;
+pub mod template;
 
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HeaderName, HeaderValue};
@@ -14,8 +15,9 @@ use http::{HeaderMap, Method};
 use serde_json::value::RawValue;
 use url::Url;
 
-pub use line::{LineDefaults, parse_line};
+pub use line::{LineDefaults, RowFormat, Rows, parse_line};
 pub use reader::{Reader, Source};
+pub use template::RowTemplates;
 
 /// The longest URL accepted, in bytes.
 pub const MAX_URL_LEN: usize = 64 * 1024;

@@ -14,8 +14,10 @@ use futures_util::Stream;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::line::{Parsed, count_line, expand};
-use super::{Input, InvalidInput, LineDefaults, parse_line};
+use serde_json::Value;
+
+use super::line::{Parsed, count_line, expand, parse_row_line, row_request};
+use super::{Input, InvalidInput, LineDefaults, RowFormat, Rows, parse_line, quote};
 
 /// The longest input line read; a longer one becomes an `invalid_request` record.
 pub const MAX_LINE: usize = 16 << 20;
@@ -128,9 +130,28 @@ fn send(tx: &mpsc::Sender<Input>, input: Input) -> Result<(), Closed> {
 
 fn read_all(sources: Vec<Opened>, defaults: &LineDefaults, tx: &mpsc::Sender<Input>) -> io::Result<()> {
     for source in sources {
-        let result = match source {
-            Opened::Url(url) => emit(parse_line(&url, None, defaults), None, defaults, tx).map(|()| Ok(())),
-            Opened::Lines { mut reader, name } => read_lines(&mut *reader, &name, defaults, tx),
+        let result = match (source, &defaults.rows) {
+            (Opened::Url(url), None) => {
+                emit(parse_line(&url, None, defaults), None, defaults, tx).map(|()| Ok(()))
+            }
+            (Opened::Url(url), Some(_)) => {
+                let message = format!(
+                    "{} is a URL, not a file of rows (with --url-template, give files or -)",
+                    quote(&url)
+                );
+                send(tx, InvalidInput::new(message).into()).map(|()| Ok(()))
+            }
+            (Opened::Lines { mut reader, name }, None) => {
+                read_lines(&mut *reader, &name, tx, |text, line| {
+                    emit(parse_line(text, Some(line), defaults), Some(line), defaults, tx)
+                })
+            }
+            (Opened::Lines { mut reader, name }, Some(rows)) => match rows.format {
+                RowFormat::Jsonl => read_lines(&mut *reader, &name, tx, |text, line| {
+                    emit(parse_row_line(text, line, defaults, rows), Some(line), defaults, tx)
+                }),
+                RowFormat::Csv => read_csv(&mut *reader, &name, defaults, rows, tx),
+            },
         };
         match result {
             Err(Closed) => return Ok(()),
@@ -141,11 +162,12 @@ fn read_all(sources: Vec<Opened>, defaults: &LineDefaults, tx: &mpsc::Sender<Inp
     Ok(())
 }
 
+/// Reads lines and hands each (or the news that it is too long or not UTF-8) to `line_input`.
 fn read_lines(
     reader: &mut dyn BufRead,
     name: &str,
-    defaults: &LineDefaults,
     tx: &mpsc::Sender<Input>,
+    mut line_input: impl FnMut(&str, u64) -> Result<(), Closed>,
 ) -> Result<io::Result<()>, Closed> {
     let mut buf = Vec::with_capacity(4096);
     let mut line = 0u64;
@@ -158,17 +180,64 @@ fn read_lines(
                 return Ok(Err(io::Error::new(e.kind(), format!("reading {name} at line {line}: {e}"))));
             }
         };
-        let parsed = match read {
+        let invalid = match read {
             LineRead::Eof => return Ok(Ok(())),
-            LineRead::TooLong => Parsed::Invalid(
-                InvalidInput::new(format!("line is longer than {MAX_LINE} bytes")).at_line(line),
-            ),
+            LineRead::TooLong => InvalidInput::new(format!("line is longer than {MAX_LINE} bytes")),
             LineRead::Line => match std::str::from_utf8(&buf) {
-                Ok(text) => parse_line(text, Some(line), defaults),
-                Err(e) => Parsed::Invalid(InvalidInput::new(format!("not valid UTF-8: {e}")).at_line(line)),
+                Ok(text) => {
+                    line_input(text, line)?;
+                    continue;
+                }
+                Err(e) => InvalidInput::new(format!("not valid UTF-8: {e}")),
             },
         };
-        emit(parsed, Some(line), defaults, tx)?;
+        send(tx, invalid.at_line(line).into())?;
+    }
+}
+
+/// Reads CSV rows (the first row names the fields); a row that does not fit is an
+/// `invalid_request` naming its line, and reading goes on.
+fn read_csv(
+    reader: &mut dyn BufRead,
+    name: &str,
+    defaults: &LineDefaults,
+    rows: &Rows,
+    tx: &mpsc::Sender<Input>,
+) -> Result<io::Result<()>, Closed> {
+    let mut csv = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(reader);
+    let headers = match csv.headers() {
+        Ok(headers) => headers.clone(),
+        Err(e) if e.is_io_error() => return Ok(Err(io::Error::other(format!("reading {name}: {e}")))),
+        Err(e) => {
+            return send(tx, InvalidInput::new(format!("bad CSV header row: {e}")).at_line(1).into())
+                .map(|()| Ok(()));
+        }
+    };
+    let mut record = csv::StringRecord::new();
+    loop {
+        match csv.read_record(&mut record) {
+            Ok(false) => return Ok(Ok(())),
+            Ok(true) => {
+                let line = record.position().map_or(0, |p| p.line());
+                if record.len() != headers.len() {
+                    let message =
+                        format!("row has {} fields, the header row has {}", record.len(), headers.len());
+                    send(tx, InvalidInput::new(message).at_line(line).into())?;
+                    continue;
+                }
+                let row = headers
+                    .iter()
+                    .zip(record.iter())
+                    .map(|(k, v)| (k.to_owned(), Value::String(v.to_owned())))
+                    .collect();
+                emit(row_request(row, line, defaults, rows), Some(line), defaults, tx)?;
+            }
+            Err(e) if e.is_io_error() => return Ok(Err(io::Error::other(format!("reading {name}: {e}")))),
+            Err(e) => {
+                let line = e.position().map_or(0, |p| p.line());
+                send(tx, InvalidInput::new(format!("bad CSV row: {e}")).at_line(line).into())?;
+            }
+        }
     }
 }
 
@@ -244,6 +313,10 @@ pub fn count_inputs(sources: &[Source], defaults: &LineDefaults) -> Option<u64> 
         match source {
             Source::Stdin => return None,
             Source::Url(url) => total += count_line(url, defaults).max(1),
+            Source::File(path) if defaults.rows.as_ref().is_some_and(|r| r.format == RowFormat::Csv) => {
+                let file = BufReader::with_capacity(256 * 1024, File::open(path).ok()?);
+                total += csv::ReaderBuilder::new().flexible(true).from_reader(file).records().count() as u64;
+            }
             Source::File(path) => {
                 let mut reader = BufReader::with_capacity(256 * 1024, File::open(path).ok()?);
                 let mut buf = Vec::new();

@@ -102,7 +102,8 @@ pub fn document(docs: &Documents, query: &Query) -> Outcome {
     Ok(reply::with_type(StatusCode::OK, body, APPLICATION_JSON))
 }
 
-/// `GET /items?page=N&per_page=M&total=T` (pages count from 1; `cursor=cN` is the same as `page=N`).
+/// `GET /items?page=N&per_page=M&total=T` (pages count from 1; `cursor=cN` is the same as `page=N`;
+/// `cycle=N` makes page N link back to page 1).
 pub fn items(query: &Query, host: &str) -> Outcome {
     let page = match query.str("cursor") {
         Some(c) => match c.strip_prefix('c').and_then(|n| n.parse::<u64>().ok()) {
@@ -127,16 +128,19 @@ pub fn items(query: &Query, host: &str) -> Outcome {
         .map(|k| json!({ "id": k + 1, "name": format!("item-{}", k + 1), "value": (k * 37) % 1000 }))
         .collect();
     let has_next = last < total;
-    let next =
-        has_next.then(|| format!("http://{host}/items?page={}&per_page={per_page}&total={total}", page + 1));
+    // `cycle=N`: page N links back to page 1, for testing that clients do not walk in circles.
+    let next_page = if query.get::<u64>("cycle")? == Some(page) { 1 } else { page + 1 };
+    let cycle = query.str("cycle").map(|c| format!("&cycle={c}")).unwrap_or_default();
+    let next = has_next
+        .then(|| format!("http://{host}/items?page={next_page}&per_page={per_page}&total={total}{cycle}"));
     let doc = json!({
         "items": items,
         "page": page,
         "per_page": per_page,
         "total": total,
         "next": next,
-        "next_page": has_next.then_some(page + 1),
-        "next_cursor": has_next.then(|| format!("c{}", page + 1)),
+        "next_page": has_next.then_some(next_page),
+        "next_cursor": has_next.then(|| format!("c{next_page}")),
     });
     let mut reply = reply::json(StatusCode::OK, &doc);
     if let Some(next) = next

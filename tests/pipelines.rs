@@ -1,0 +1,203 @@
+//! JSON-native pipelines: requests from data rows, `--jq` filters, pagination.
+
+use std::collections::{HashMap, HashSet};
+
+use serde_json::{Value, json};
+
+use crate::support::{by_i, outofsync, records, records_in, server};
+
+#[test]
+fn a_thousand_csv_rows_fill_a_url_template_and_carry_their_unused_fields() {
+    let s = server();
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("users.csv");
+    let mut text = String::from("id,name,team,region\n");
+    for n in 0..1000 {
+        // Names with commas, quotes and spaces exercise CSV quoting and URL encoding.
+        text.push_str(&format!("{n},\"user {n}, \"\"the {n}th\"\"\",team-{},r{}\n", n % 7, n % 3));
+    }
+    std::fs::write(&csv, text).unwrap();
+    let out = dir.path().join("out.jsonl");
+    let template = s.url("/anything/users/{id}?name={name}");
+    outofsync()
+        .args(["fetch", "-q", "--input-format", "csv", "--url-template", &template])
+        .args(["--header-template", "X-Team: {team}", "-o"])
+        .arg(&out)
+        .arg(&csv)
+        .assert()
+        .code(0);
+    let records = records_in(&out);
+    assert_eq!(records.len(), 1000);
+    for n in 0..1000u64 {
+        let r = by_i(&records, n);
+        assert_eq!(r["line"], n + 2, "the header is line 1");
+        assert_eq!(r["id"], n.to_string());
+        assert_eq!(r["meta"], json!({"region": format!("r{}", n % 3)}), "only the unused field: {r}");
+        let echo = &r["json"];
+        assert_eq!(echo["path"], format!("/anything/users/{n}"));
+        assert_eq!(echo["args"]["name"], format!("user {n}, \"the {n}th\""), "percent-encoded on the way");
+        assert_eq!(echo["headers"]["x-team"], format!("team-{}", n % 7));
+    }
+}
+
+#[test]
+fn jsonl_rows_fill_url_and_json_body_templates_and_missing_fields_are_named() {
+    let s = server();
+    let rows = concat!(
+        r#"{"id": 1, "user": {"name": "ann"}, "tags": ["a", "b"], "note": "x"}"#,
+        "\n",
+        r#"{"id": 2, "tags": []}"#,
+        "\n",
+        "[1, 2]\n",
+    );
+    let run = outofsync()
+        .args(["fetch", "-q", "--url-template", &s.url("/anything/{id}")])
+        .args(["--json-template", r#"{"name": {user.name}, "tags": {tags}}"#, "-"])
+        .write_stdin(rows)
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(1));
+    let records = records(&run.stdout);
+    let first = by_i(&records, 0);
+    assert_eq!(first["method"], "POST");
+    assert_eq!(first["json"]["json"], json!({"name": "ann", "tags": ["a", "b"]}));
+    assert_eq!(first["json"]["headers"]["content-type"], "application/json");
+    assert_eq!(first["meta"], json!({"note": "x"}));
+    let second = by_i(&records, 1);
+    assert_eq!(second["error"]["kind"], "invalid_request");
+    assert_eq!(
+        second["error"]["message"],
+        "line 2: field \"user.name\" is missing (used by --json-template)"
+    );
+    assert!(by_i(&records, 2)["error"]["message"].as_str().unwrap().contains("must be a JSON object"));
+}
+
+fn item_ids(page: &Value) -> Vec<u64> {
+    page["json"]
+        .as_array()
+        .unwrap_or_else(|| panic!("a list of ids: {page}"))
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect()
+}
+
+#[test]
+fn walking_950_items_100_a_page_gives_10_pages_per_input_either_way() {
+    let s = server();
+    for how in ["link", "json:.next"] {
+        let input: String = (0..3).map(|_| format!("{}\n", s.url("/items?total=950&per_page=100"))).collect();
+        let run = outofsync()
+            .args(["fetch", "-q", "-c", "2", "--paginate", how, "--jq", ".items | map(.id)", "-"])
+            .write_stdin(input)
+            .output()
+            .unwrap();
+        assert!(run.status.success(), "{how}: {}", String::from_utf8_lossy(&run.stderr));
+        let records = records(&run.stdout);
+        let schema: Value = serde_json::from_str(include_str!("../schema/record.schema.json")).unwrap();
+        let validator = jsonschema::validator_for(&schema).unwrap();
+        assert!(records.iter().all(|r| validator.is_valid(r)), "page records fit the schema");
+        let mut by_input: HashMap<u64, Vec<&Value>> = HashMap::new();
+        for r in &records {
+            by_input.entry(r["i"].as_u64().unwrap()).or_default().push(r);
+        }
+        assert_eq!(by_input.len(), 3, "{how}");
+        for (i, pages) in by_input {
+            assert_eq!(pages.len(), 10, "{how}: input {i}");
+            let numbers: HashSet<u64> = pages.iter().map(|p| p["page"].as_u64().unwrap()).collect();
+            assert_eq!(numbers, (0..10).collect(), "{how}");
+            let ids: Vec<u64> = pages.iter().flat_map(|p| item_ids(p)).collect();
+            let distinct: HashSet<u64> = ids.iter().copied().collect();
+            assert_eq!((ids.len(), distinct.len()), (950, 950), "{how}: input {i}");
+            assert_eq!(distinct, (1..=950).collect(), "{how}");
+            let last = pages.iter().find(|p| p["page"] == 9).unwrap();
+            assert!(
+                last.get("next").is_none() && pages.iter().filter(|p| p.get("next").is_some()).count() == 9
+            );
+        }
+    }
+}
+
+#[test]
+fn a_cursor_walk_sets_the_page_param_on_the_first_url() {
+    let s = server();
+    let run = outofsync()
+        .args(["fetch", "-q", "--paginate", "json:.next_cursor", "--page-param", "cursor", "--jq", ".page"])
+        .arg(s.url("/items?total=45&per_page=10"))
+        .output()
+        .unwrap();
+    assert!(run.status.success());
+    let mut pages: Vec<(u64, u64)> = records(&run.stdout)
+        .iter()
+        .map(|r| (r["page"].as_u64().unwrap(), r["json"].as_u64().unwrap()))
+        .collect();
+    pages.sort_unstable();
+    assert_eq!(pages, [(0, 1), (1, 2), (2, 3), (3, 4), (4, 5)]);
+}
+
+#[test]
+fn a_next_link_cycle_ends_the_walk_with_an_error_record() {
+    let s = server();
+    let run = outofsync()
+        .args(["fetch", "-q", "--paginate", "link"])
+        .arg(s.url("/items?page=1&per_page=10&total=100&cycle=3"))
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(1));
+    let records = records(&run.stdout);
+    assert_eq!(records.len(), 4, "pages 1, 2 and 3, then the cycle");
+    let cycle = records.iter().find(|r| r["page"] == 3).unwrap();
+    assert_eq!(cycle["ok"], false);
+    assert_eq!(cycle["error"]["kind"], "redirect");
+    assert!(cycle["error"]["message"].as_str().unwrap().contains("pagination cycle"), "{cycle}");
+    assert!(records.iter().filter(|r| r["page"] != 3).all(|r| r["ok"] == true));
+}
+
+#[test]
+fn max_pages_bounds_a_walk() {
+    let s = server();
+    let run = outofsync()
+        .args([
+            "fetch",
+            "-q",
+            "--paginate",
+            "link",
+            "--max-pages",
+            "3",
+            &s.url("/items?total=1000&per_page=10"),
+        ])
+        .output()
+        .unwrap();
+    assert!(run.status.success());
+    assert_eq!(records(&run.stdout).len(), 3);
+}
+
+#[test]
+fn a_filter_failing_on_one_response_fails_only_that_record() {
+    let s = server();
+    let run = outofsync()
+        .args(["fetch", "-q", "--jq", ".id + 1", &s.url("/json?id={5,abc,7}"), &s.url("/bytes/8")])
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(1));
+    let records = records(&run.stdout);
+    assert_eq!(by_i(&records, 0)["json"], 6);
+    let failed = by_i(&records, 1);
+    assert_eq!(failed["error"]["kind"], "decode");
+    assert!(failed["error"]["message"].as_str().unwrap().starts_with("--jq failed"), "{failed}");
+    assert!(failed.get("json").is_none());
+    assert_eq!(by_i(&records, 2)["json"], 8);
+    assert_eq!(by_i(&records, 3)["error"]["kind"], "decode", "binary is not JSON");
+}
+
+#[test]
+fn a_filter_that_does_not_compile_is_a_usage_error_with_the_position() {
+    let run =
+        outofsync().args(["fetch", "--jq", ".items | map(.id", "http://127.0.0.1:1/"]).output().unwrap();
+    assert_eq!(run.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(stderr.contains("--jq") && stderr.contains("at byte"), "{stderr}");
+    let run = outofsync().args(["fetch", "--paginate", "json:.[", "http://127.0.0.1:1/"]).output().unwrap();
+    assert_eq!(run.status.code(), Some(2));
+    let run = outofsync().args(["fetch", "--input-format", "csv", "-"]).output().unwrap();
+    assert_eq!(run.status.code(), Some(2), "csv rows need a template");
+}
