@@ -2,8 +2,7 @@
 //! well-behaved server library would send (idle, drip, endless bodies, lying lengths, bombs, broken
 //! framing, header floods, bad redirects, closes without notice).
 //!
-//! It runs on its own thread and runtime so that a blocking test or a child process cannot starve
-//! it, and stops when dropped. Every case ends by itself within [`LIFETIME`], so nothing it starts
+//! It runs on a runtime of its own (see [`super::serve_loopback`]) and stops when dropped. Every case ends by itself within [`LIFETIME`], so nothing it starts
 //! can outlive a test by much even if the client never hangs up.
 
 use std::net::SocketAddr;
@@ -12,7 +11,7 @@ use std::time::Duration;
 
 use outofsync::server::{Coding, compress};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 /// The longest any connection is kept.
 pub const LIFETIME: Duration = Duration::from_secs(30);
@@ -55,16 +54,8 @@ impl Hostile {
         // Made here, not on the server's one thread, where it would stall the timed cases.
         bomb(&[Coding::Gzip]);
         bomb(&[Coding::Gzip, Coding::Brotli]);
-        let runtime =
-            tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-        let listener = runtime.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
-        let addr = listener.local_addr().unwrap();
-        runtime.spawn(async move {
-            while let Ok((tcp, _)) = listener.accept().await {
-                tokio::spawn(async move {
-                    _ = tokio::time::timeout(LIFETIME, serve(tcp)).await;
-                });
-            }
+        let (addr, runtime) = super::serve_loopback(|tcp| async move {
+            _ = tokio::time::timeout(LIFETIME, serve(tcp)).await;
         });
         Hostile { addr, _runtime: runtime }
     }

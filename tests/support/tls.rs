@@ -8,7 +8,6 @@ use std::sync::Arc;
 
 use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 
 /// A running TLS server; stops with its runtime when dropped.
 pub struct TlsServer {
@@ -56,27 +55,21 @@ impl TlsServer {
                 )
                 .unwrap();
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-        let runtime =
-            tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-        let listener = runtime.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
-        let addr = listener.local_addr().unwrap();
-        runtime.spawn(async move {
-            while let Ok((tcp, _)) = listener.accept().await {
-                let (acceptor, reply) = (acceptor.clone(), reply.clone());
-                tokio::spawn(async move {
-                    let Ok(mut tls) = acceptor.accept(tcp).await else { return };
-                    let mut buf = vec![0; 8192];
-                    // One request per connection is all these tests need.
-                    let mut read = 0;
-                    while !buf[..read].windows(4).any(|w| w == b"\r\n\r\n") {
-                        match tls.read(&mut buf[read..]).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => read += n,
-                        }
+        let (addr, runtime) = super::serve_loopback(move |tcp| {
+            let (acceptor, reply) = (acceptor.clone(), reply.clone());
+            async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else { return };
+                let mut buf = vec![0; 8192];
+                // One request per connection is all these tests need.
+                let mut read = 0;
+                while !buf[..read].windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tls.read(&mut buf[read..]).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => read += n,
                     }
-                    _ = tls.write_all(&reply).await;
-                    _ = tls.shutdown().await;
-                });
+                }
+                _ = tls.write_all(&reply).await;
+                _ = tls.shutdown().await;
             }
         });
         TlsServer { addr, cert_file, _dir: dir, _runtime: runtime }
