@@ -68,9 +68,11 @@ fn every_hostile_case_ends_as_its_error_kind_in_bounded_time_and_nothing_else_br
             (None, _) => assert_eq!(r["ok"], true, "{path} ({what}): {r}"),
         }
         let elapsed = r["elapsed_ms"].as_f64().unwrap();
+        // The lower bounds prove which timer fired; the upper ones that each case ends, with room
+        // for a loaded machine.
         let bound = match *path {
-            "/idle" => 500.0..1_500.0,
-            "/drip" | "/endless" => 2_000.0..3_000.0,
+            "/idle" => 500.0..2_000.0,
+            "/drip" | "/endless" => 2_000.0..3_500.0,
             _ => 0.0..2_000.0,
         };
         assert!(bound.contains(&elapsed), "{path} ({what}) took {elapsed} ms, expected {bound:?}");
