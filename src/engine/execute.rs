@@ -85,15 +85,14 @@ impl<T: Exchange> Engine<T> {
 
             let failed = match &exchanged {
                 Ok(Exchanged::Redirect { status, location }) => {
-                    let followed = record.redirects;
-                    let max = self.config.max_redirects;
+                    let (followed, config) = (record.redirects, &self.config);
                     match redirect::next_hop(
                         &hop,
                         *status,
                         location,
                         followed,
-                        max,
-                        self.config.https_only,
+                        config.max_redirects,
+                        config.https_only,
                         &mut visited,
                     ) {
                         Ok(mut next) => {
