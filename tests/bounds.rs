@@ -101,7 +101,7 @@ fn failing_requests_leave_no_descriptor_behind(runtime: &tokio::runtime::Runtime
             .concurrency(concurrency)
             .retries(0)
             .max_body(1 << 20)
-            .read_timeout(Duration::from_millis(300))
+            .read_timeout(Duration::from_secs(1))
             .timeout(Duration::from_secs(5))
             .build()
             .unwrap()

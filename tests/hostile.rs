@@ -90,7 +90,7 @@ fn every_hostile_case_ends_as_its_error_kind_in_bounded_time_and_nothing_else_br
 fn cut_off_bodies_are_retried_and_the_history_says_why() {
     let (hostile, good) = (Hostile::start(), server());
     let run = outofsync()
-        .args(["fetch", "-q", "--retries", "2", "--backoff", "1ms", "--read-timeout", "300ms"])
+        .args(["fetch", "-q", "--retries", "2", "--backoff", "1ms", "--read-timeout", "500ms"])
         .args([hostile.url("/short"), hostile.url("/idle"), hostile.url("/heat"), good.url("/json")])
         .output()
         .unwrap();
@@ -102,7 +102,7 @@ fn cut_off_bodies_are_retried_and_the_history_says_why() {
     assert!(history.iter().all(|h| h["error"] == "io" && h.get("status").is_none()), "{short}");
     let idle = by_i(&records, 1);
     assert_failed(idle, "timeout", "(after 3 attempts)");
-    assert!(idle["elapsed_ms"].as_f64().unwrap() >= 900.0, "three idle timeouts of 300 ms: {idle}");
+    assert!(idle["elapsed_ms"].as_f64().unwrap() >= 1500.0, "three idle timeouts of 500 ms: {idle}");
     let heat = by_i(&records, 2);
     assert_failed(heat, "decode", "invalid HTTP");
     assert_eq!(heat["attempts"], 1, "a garbled response is not retried: {heat}");
