@@ -4,6 +4,8 @@
 mod support;
 
 mod fetch;
+mod hostile;
 mod library;
 mod pipelines;
+mod resilience;
 mod server;

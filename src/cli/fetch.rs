@@ -27,10 +27,10 @@ pub struct FetchArgs {
     /// Requests in flight at once to one host (scheme, name and port) [default: no extra limit].
     #[arg(long, value_name = "N", help_heading = "Limits")]
     pub per_host: Option<usize>,
-    /// Requests per host per second or minute: N/s, N/m (paced evenly, no bursts) [default: none].
+    /// Requests per host: N/s, N/m or N/h, paced evenly (one every 1/N, no bursts) [default: none].
     #[arg(long, value_name = "RATE", help_heading = "Limits")]
     pub rate: Option<Rate>,
-    /// Requests over all hosts per second or minute [default: none].
+    /// Requests over all hosts: N/s, N/m or N/h, paced evenly [default: none].
     #[arg(long, value_name = "RATE", help_heading = "Limits")]
     pub global_rate: Option<Rate>,
 
@@ -62,7 +62,7 @@ pub struct FetchArgs {
     /// Time allowed without receiving anything.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration, help_heading = "Timeouts")]
     pub read_timeout: Duration,
-    /// Time allowed for one input, all retries and waits included.
+    /// Time allowed for one input from its first attempt, all retries and waits included.
     #[arg(long, value_name = "DURATION", default_value = "300s", value_parser = humantime::parse_duration, help_heading = "Timeouts")]
     pub deadline: Duration,
 

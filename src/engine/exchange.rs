@@ -2,6 +2,8 @@
 //! say precisely what went wrong when something did.
 
 use std::error::Error as StdError;
+use std::future::Future;
+use std::io;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -9,7 +11,7 @@ use http::header::{CONTENT_LENGTH, HOST, HeaderValue, LOCATION};
 use http::{HeaderMap, Method, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::{self, Client};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use url::{Position, Url};
 
@@ -17,6 +19,7 @@ use super::BuildError;
 use super::config::{Config, HttpVersion};
 use super::connector::{ConnectError, Connector};
 use super::decode::{BodyBuffer, BodyError};
+use super::retry::is_idempotent;
 use super::tls;
 use crate::record::ErrorKind;
 
@@ -75,6 +78,17 @@ pub(crate) enum Exchanged {
     Response(Response),
 }
 
+/// What carries one exchange: the HTTP [`Transport`] in use, or a scripted fake in tests.
+///
+/// The request loop (`execute`) is written against this trait so that its time logic — backoff,
+/// `Retry-After`, cooldowns, deadlines — runs on tokio's paused clock with no socket in the way (a
+/// paused runtime jumps time forward whenever every task waits, which would fire real sockets'
+/// timeouts at once).
+pub(crate) trait Exchange: Send + Sync + 'static {
+    /// Sends `hop` and takes in its response, within the transport's own limits.
+    fn exchange(&self, hop: &Hop) -> impl Future<Output = Result<Exchanged, Failure>> + Send;
+}
+
 /// The HTTP client and the limits of one exchange.
 pub(crate) struct Transport {
     client: Client<Connector, Full<Bytes>>,
@@ -108,9 +122,48 @@ impl Transport {
             follow: config.max_redirects > 0,
         })
     }
+}
 
-    /// Sends `hop` and takes in its response.
-    pub async fn exchange(&self, hop: &Hop) -> Result<Exchanged, Failure> {
+impl Exchange for Transport {
+    async fn exchange(&self, hop: &Hop) -> Result<Exchanged, Failure> {
+        let response = match self.send(hop).await? {
+            // A server may close an idle keep-alive connection at any time, without notice, and
+            // the pool can hand it out before the close is seen. A request that dies that way was
+            // most likely never read, so an idempotent one goes once more, at once, on a fresh
+            // connection (as curl and browsers do); it is not a retry, which would cost a backoff.
+            Err(e) if stale_connection(&e) && is_idempotent(&hop.method) => self.send(hop).await?,
+            sent => sent,
+        }
+        .map_err(client_failure)?;
+        // hyper bounds the head's memory by its read buffer, but a head can end up to one read
+        // past it; the limit itself is held here.
+        let head: usize = response.headers().iter().map(|(n, v)| n.as_str().len() + v.len() + 4).sum();
+        if head > MAX_HEAD_BYTES {
+            return Err(Failure::new(
+                ErrorKind::Decode,
+                format!(
+                    "the response head is too large: {head} bytes of headers, over the limit of {MAX_HEAD_BYTES}"
+                ),
+            ));
+        }
+        let status = response.status();
+        if self.follow
+            && status.is_redirection()
+            && status != StatusCode::NOT_MODIFIED
+            && let Some(location) = response.headers().get(LOCATION).cloned()
+        {
+            self.drain(response.into_body()).await;
+            return Ok(Exchanged::Redirect { status, location });
+        }
+        let (head, body) = response.into_parts();
+        let body = self.take_body(&head.headers, body).await?;
+        Ok(Exchanged::Response(Response { status, headers: head.headers, body }))
+    }
+}
+
+impl Transport {
+    /// Sends `hop` and waits for the response head, within the idle timeout.
+    async fn send(&self, hop: &Hop) -> Result<Result<http::Response<Incoming>, legacy::Error>, Failure> {
         let uri: Uri = hop.url.as_str().parse().map_err(|e| {
             Failure::new(ErrorKind::InvalidRequest, format!("URL {} is not usable: {e}", hop.url))
         })?;
@@ -126,23 +179,9 @@ impl Transport {
                 request.headers_mut().insert(HOST, value);
             }
         }
-
-        let response = tokio::time::timeout(self.read_timeout, self.client.request(request))
+        tokio::time::timeout(self.read_timeout, self.client.request(request))
             .await
-            .map_err(|_| self.idle("waiting for the response"))?
-            .map_err(client_failure)?;
-        let status = response.status();
-        if self.follow
-            && status.is_redirection()
-            && status != StatusCode::NOT_MODIFIED
-            && let Some(location) = response.headers().get(LOCATION).cloned()
-        {
-            self.drain(response.into_body()).await;
-            return Ok(Exchanged::Redirect { status, location });
-        }
-        let (head, body) = response.into_parts();
-        let body = self.take_body(&head.headers, body).await?;
-        Ok(Exchanged::Response(Response { status, headers: head.headers, body }))
+            .map_err(|_| self.idle("waiting for the response"))
     }
 
     async fn take_body(&self, headers: &HeaderMap, mut body: Incoming) -> Result<Vec<u8>, Failure> {
@@ -190,8 +229,30 @@ impl Transport {
     }
 }
 
+/// Whether a request failed as one sent on a connection the server had already closed fails: not
+/// while connecting, and with the connection ended or reset before any of the response came.
+fn stale_connection(e: &legacy::Error) -> bool {
+    if e.is_connect() {
+        return false;
+    }
+    let mut source: Option<&(dyn StdError + 'static)> = e.source();
+    while let Some(cause) = source {
+        if let Some(h) = cause.downcast_ref::<hyper::Error>()
+            && h.is_incomplete_message()
+        {
+            return true;
+        }
+        if let Some(io) = cause.downcast_ref::<io::Error>() {
+            use io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset};
+            return matches!(io.kind(), ConnectionReset | BrokenPipe | ConnectionAborted);
+        }
+        source = cause.source();
+    }
+    false
+}
+
 /// A failure before the response head arrived.
-fn client_failure(e: hyper_util::client::legacy::Error) -> Failure {
+fn client_failure(e: legacy::Error) -> Failure {
     let mut source: Option<&(dyn StdError + 'static)> = e.source();
     while let Some(cause) = source {
         if let Some(c) = cause.downcast_ref::<ConnectError>() {
@@ -213,10 +274,26 @@ fn client_failure(e: hyper_util::client::legacy::Error) -> Failure {
 
 /// A failure while the body was coming in.
 fn body_failure(e: &hyper::Error, received: u64) -> Failure {
-    if e.is_incomplete_message() {
+    let io_kind = std::iter::successors(e.source(), |&c| c.source())
+        .find_map(|c| c.downcast_ref::<io::Error>())
+        .map(io::Error::kind);
+    // hyper says "incomplete" for a chunked body cut short, and passes on an unexpected end of
+    // file from its length decoder for a Content-Length body cut short: the same event to us.
+    if e.is_incomplete_message() || io_kind == Some(io::ErrorKind::UnexpectedEof) {
         return Failure::new(
             ErrorKind::Io,
             format!("the connection closed after {received} bytes, before the body was complete"),
+        );
+    }
+    // Broken chunked framing comes as invalid data (or input) from hyper's decoder: the server's
+    // fault, not the connection's, and not worth a retry.
+    if matches!(io_kind, Some(io::ErrorKind::InvalidData | io::ErrorKind::InvalidInput)) {
+        let cause = std::iter::successors(e.source(), |&c| c.source())
+            .last()
+            .map_or_else(String::new, |c| c.to_string());
+        return Failure::new(
+            ErrorKind::Decode,
+            format!("invalid HTTP in the body after {received} bytes: {cause}"),
         );
     }
     hyper_failure(e, "the body")

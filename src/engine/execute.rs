@@ -6,17 +6,20 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::config::Config;
-use super::exchange::{Exchanged, Failure, Hop, Response, Transport};
+use super::exchange::{Exchange, Exchanged, Failure, Hop, Response, Transport};
 use super::limits::Limits;
-use super::payload;
-use super::redirect;
+use super::retry::{self, Failed};
+use super::{payload, redirect};
 use crate::record::{Attempt, ErrorKind, Payload, Record, RecordError};
 use crate::request::RequestSpec;
 
 /// Everything a request needs, shared by all requests of one fetcher.
-pub(crate) struct Engine {
+///
+/// Generic over what carries an exchange only so that tests can script one (see [`Exchange`]);
+/// the fetcher always uses the real [`Transport`].
+pub(crate) struct Engine<T = Transport> {
     pub config: Config,
-    pub transport: Transport,
+    pub transport: T,
     pub limits: Limits,
 }
 
@@ -26,11 +29,13 @@ pub(crate) struct Done {
     pub next: Option<url::Url>,
 }
 
-impl Engine {
+impl<T: Exchange> Engine<T> {
     /// Runs one request to its end: exactly one record, whatever happens.
+    ///
+    /// Each attempt (with the redirects it follows) takes its turn from the limits and gives it
+    /// back before any wait, so a request waiting to retry holds no permit. The loop ends when an
+    /// attempt succeeds, fails in a way not worth retrying, runs out of retries or of time.
     pub async fn execute(&self, i: u64, spec: RequestSpec) -> Done {
-        let start = Instant::now();
-        let deadline = start + self.config.deadline;
         let mut record = Record {
             i,
             line: spec.line,
@@ -49,99 +54,79 @@ impl Engine {
         let first = self.config.paginate.is_some().then(|| spec.url.clone());
         let mut hop = Hop { method: spec.method, url: spec.url, headers, body: spec.body };
         let mut visited = vec![hop.url.clone()];
-        let policy = &self.config.retry;
-        let retry_allowed = policy.allows(&hop.method);
+        // The clock of --deadline (and of `elapsed_ms`) starts when the first attempt gets its
+        // turn: time queued behind other requests (a busy host, a slow rate) is not this
+        // request's to lose. Later turns count, as they are waits between attempts.
+        let mut clock: Option<(Instant, Instant)> = None;
+        // When the current attempt began; `None` between attempts (a redirect continues one).
+        let mut attempt_start: Option<Instant> = None;
 
-        let outcome = loop {
-            record.attempts += 1;
-            let attempt_start = Instant::now();
+        let (last, note) = loop {
             let host = self.limits.host(&hop.url);
-            let exchanged = tokio::time::timeout_at(deadline, async {
-                let _turn = self.limits.turn(&host).await;
-                let budget = self.config.timeout.min(deadline.saturating_duration_since(Instant::now()));
-                tokio::time::timeout(budget, self.transport.exchange(&hop))
-                    .await
-                    .unwrap_or_else(|_| Err(self.attempt_timeout(budget)))
-            })
-            .await
-            .unwrap_or_else(|_| Err(deadline_passed(self.config.deadline)));
+            let turn = match clock {
+                None => self.limits.turn(&host).await,
+                Some((_, deadline)) => match tokio::time::timeout_at(deadline, self.limits.turn(&host)).await
+                {
+                    Ok(turn) => turn,
+                    Err(_) => break (Err(deadline_passed(self.config.deadline)), None),
+                },
+            };
+            let now = Instant::now();
+            let (_, deadline) = *clock.get_or_insert((now, now + self.config.deadline));
+            if attempt_start.is_none() {
+                record.attempts += 1;
+                attempt_start = Some(now);
+            }
+            let budget = self.config.timeout.min(deadline.saturating_duration_since(now));
+            let exchanged = tokio::time::timeout(budget, self.transport.exchange(&hop))
+                .await
+                .unwrap_or_else(|_| Err(self.attempt_timeout(budget)));
+            drop(turn);
 
-            // What a retry of this attempt would have to wait, if one is warranted.
-            let retry_wait = match &exchanged {
+            let failed = match &exchanged {
                 Ok(Exchanged::Redirect { status, location }) => {
-                    let previous = hop.url.clone();
+                    let (followed, config) = (record.redirects, &self.config);
                     match redirect::next_hop(
                         &hop,
                         *status,
                         location,
-                        record.redirects,
-                        self.config.max_redirects,
-                        self.config.https_only,
+                        followed,
+                        config.max_redirects,
+                        config.https_only,
                         &mut visited,
                     ) {
                         Ok(mut next) => {
-                            redirect::strip_if_cross_origin(&previous, &mut next);
+                            redirect::strip_if_cross_origin(&hop.url, &mut next);
                             hop = next;
                             record.redirects += 1;
-                            // A redirect is a step of the same attempt, not a new one.
-                            record.attempts -= 1;
                             continue;
                         }
-                        Err(message) => break Err(Failure::new(ErrorKind::Redirect, message)),
+                        Err(message) => break (Err(Failure::new(ErrorKind::Redirect, message)), None),
                     }
                 }
-                Ok(Exchanged::Response(response)) => {
-                    let status = response.status.as_u16();
-                    if self.config.ok_status.contains(status)
-                        || !super::config::RetryPolicy::retryable_status(status)
-                    {
-                        None
-                    } else {
-                        match super::retry::retry_after(&response.headers) {
-                            Some(wait) if wait > policy.max_retry_after => {
-                                break Ok((
-                                    exchanged,
-                                    Some(format!(
-                                        "the server asked to wait {}s before retrying, over --max-retry-after {}s",
-                                        wait.as_secs(),
-                                        policy.max_retry_after.as_secs()
-                                    )),
-                                ));
-                            }
-                            Some(wait) => {
-                                // The whole host waits, not just this request: it said it is busy.
-                                host.cool_down(Instant::now() + wait);
-                                Some(wait.max(policy.backoff(record.attempts)))
-                            }
-                            None => Some(policy.backoff(record.attempts)),
-                        }
-                    }
+                Ok(Exchanged::Response(response))
+                    if self.config.ok_status.contains(response.status.as_u16()) =>
+                {
+                    break (exchanged, None);
                 }
-                Err(failure) if super::config::RetryPolicy::retryable_error(failure.kind) => {
-                    Some(policy.backoff(record.attempts))
-                }
-                Err(_) => None,
-            };
-            let Some(wait) = retry_wait else { break Ok((exchanged, None)) };
-            let retries_left = record.attempts <= policy.retries && retry_allowed;
-            let in_time = Instant::now() + wait < deadline;
-            if !retries_left || !in_time {
-                let why = (!in_time && retries_left).then(|| {
-                    format!(
-                        "no retry: the wait of {wait:?} would pass the --deadline of {:?}",
-                        self.config.deadline
-                    )
-                });
-                break Ok((exchanged, why));
-            }
-            record.history.push(Attempt {
-                status: match &exchanged {
-                    Ok(Exchanged::Response(r)) => Some(r.status.as_u16()),
-                    _ => None,
+                Ok(Exchanged::Response(response)) => Failed::Status {
+                    status: response.status.as_u16(),
+                    retry_after: retry::retry_after(&response.headers),
                 },
-                error: exchanged.as_ref().err().map(|f| f.kind),
-                elapsed_ms: ms(attempt_start.elapsed()),
-            });
+                Err(failure) => Failed::Error(failure.kind),
+            };
+            let left = deadline.saturating_duration_since(Instant::now());
+            let decision = self.config.retry.decide(&hop.method, record.attempts, failed, left);
+            if let Some(wait) = decision.cool_down {
+                host.cool_down(Instant::now() + wait);
+            }
+            let Some(wait) = decision.retry else { break (exchanged, decision.note) };
+            let (status, error) = match failed {
+                Failed::Status { status, .. } => (Some(status), None),
+                Failed::Error(kind) => (None, Some(kind)),
+            };
+            let elapsed = attempt_start.take().map_or(Duration::ZERO, |t| t.elapsed());
+            record.history.push(Attempt { status, error, elapsed_ms: ms(elapsed) });
             if record.history.len() > Record::HISTORY_LIMIT {
                 record.history.remove(0);
             }
@@ -151,9 +136,9 @@ impl Engine {
         if record.redirects > 0 {
             record.final_url = Some(hop.url.to_string());
         }
-        let next = self.settle(&mut record, outcome, first.as_ref().map(|first| (first, &hop.url)));
+        let next = self.settle(&mut record, last, note, first.as_ref().map(|first| (first, &hop.url)));
         record.next = next.as_ref().map(|url| url.to_string());
-        record.elapsed_ms = ms(start.elapsed());
+        record.elapsed_ms = clock.map_or(0.0, |(start, _)| ms(start.elapsed()));
         Done { record, next }
     }
 
@@ -189,13 +174,10 @@ impl Engine {
     fn settle(
         &self,
         record: &mut Record,
-        outcome: Result<(Result<Exchanged, Failure>, Option<String>), Failure>,
+        exchanged: Result<Exchanged, Failure>,
+        note: Option<String>,
         pages: Option<(&url::Url, &url::Url)>,
     ) -> Option<url::Url> {
-        let (exchanged, note) = match outcome {
-            Ok(pair) => pair,
-            Err(failure) => (Err(failure), None),
-        };
         let attempts = record.attempts;
         let after = |message: String| {
             let mut message =
@@ -259,3 +241,6 @@ fn deadline_passed(deadline: Duration) -> Failure {
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
+
+#[cfg(test)]
+mod tests;

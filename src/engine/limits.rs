@@ -1,9 +1,14 @@
 //! Who may send now: the global concurrency limit, per-host limits, rate pacing and host cooldowns.
 //!
 //! A request asks for its turn right before each attempt and gives it back right after, so a
-//! request that waits for a retry (or for a cooldown) holds no permit. The order of waiting is
-//! chosen so that nothing idles while holding something another request could use: cooldown
-//! first, then the host's pace, then the global pace, then the host permit, then the global one.
+//! request that waits for a retry (or for a cooldown) holds no permit.
+//!
+//! The order of waiting — cooldown, the host's pace, the host permit, the global pace, the global
+//! permit — is chosen so that a request never idles holding something another request could use
+//! meanwhile: the host's pace queue and permit are of use only to requests to the same host, which
+//! would have to go after this one anyway, and the global pace queue only to requests that would
+//! have to take the next global cell after it. Pace cells are spent last, at the moment the turn
+//! is granted, so requests that queued for permits cannot go out in a burst once permits free up.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -85,20 +90,26 @@ impl Limits {
     pub async fn turn(&self, host: &Host) -> Turn {
         loop {
             host.wait_cooldown().await;
-            if let Some(pace) = &host.pace {
-                pace.until_ready().await;
-            }
-            if let Some(pace) = &self.global_pace {
-                pace.until_ready().await;
-            }
+            let host_slot = match &host.pace {
+                Some(pace) => Some(pace.slot().await),
+                None => None,
+            };
             let host_permit = match &host.permits {
                 Some(permits) => Some(permits.clone().acquire_owned().await.expect("never closed")),
                 None => None,
             };
+            let global_slot = match &self.global_pace {
+                Some(pace) => Some(pace.slot().await),
+                None => None,
+            };
             let global = self.global.clone().acquire_owned().await.expect("never closed");
-            // A cooldown may have begun while we queued: give the slots back and wait it out.
+            // A cooldown may have begun while we queued: give everything back (no cell spent)
+            // and wait it out.
             if host.cooling_until().is_some_and(|t| t > Instant::now()) {
                 continue;
+            }
+            for slot in [host_slot, global_slot].into_iter().flatten() {
+                slot.take();
             }
             return Turn { _global: global, _host: host_permit };
         }

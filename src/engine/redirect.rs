@@ -9,7 +9,7 @@ use http::{Method, StatusCode};
 use url::Url;
 
 use super::exchange::Hop;
-use crate::request::quote;
+use crate::request::{MAX_URL_LEN, quote};
 
 /// Where a redirect response sends the request next, or why it cannot be followed.
 pub(crate) fn next_hop(
@@ -30,6 +30,13 @@ pub(crate) fn next_hop(
     }
     let next =
         hop.url.join(location).map_err(|e| format!("bad redirect Location {}: {e}", quote(location)))?;
+    if next.as_str().len() > MAX_URL_LEN {
+        return Err(format!(
+            "redirect to a URL of {} bytes, over the limit of {MAX_URL_LEN}: {}",
+            next.as_str().len(),
+            quote(next.as_str())
+        ));
+    }
     match next.scheme() {
         "http" | "https" => {}
         scheme => {
@@ -73,6 +80,103 @@ pub(crate) fn strip_if_cross_origin(previous: &Url, hop: &mut Hop) {
     if !same {
         for name in [AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION, HOST] {
             hop.headers.remove(name);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderMap;
+    use http::header::HeaderName;
+
+    fn hop(method: Method, url: &str) -> Hop {
+        let mut headers = HeaderMap::new();
+        for (name, value) in [
+            (AUTHORIZATION, "Bearer t"),
+            (COOKIE, "a=1"),
+            (PROXY_AUTHORIZATION, "Basic x"),
+            (CONTENT_TYPE, "application/json"),
+            (HeaderName::from_static("x-trace"), "1"),
+        ] {
+            headers.insert(name, HeaderValue::from_static(value));
+        }
+        Hop { method, url: Url::parse(url).unwrap(), headers, body: Some("{}".into()) }
+    }
+
+    fn follow(from: &Hop, status: u16, location: &str) -> Result<Hop, String> {
+        let location = HeaderValue::from_str(location).unwrap();
+        next_hop(
+            from,
+            StatusCode::from_u16(status).unwrap(),
+            &location,
+            0,
+            10,
+            true,
+            &mut vec![from.url.clone()],
+        )
+    }
+
+    #[test]
+    fn only_http_and_https_locations_are_followed() {
+        let from = hop(Method::GET, "https://a.test/x");
+        assert_eq!(follow(&from, 302, "/y").unwrap().url.as_str(), "https://a.test/y");
+        assert_eq!(follow(&from, 302, "https://b.test/").unwrap().url.as_str(), "https://b.test/");
+        for (location, says) in [
+            ("file:///etc/passwd", "refused redirect to file"),
+            ("gopher://a.test/", "refused redirect to gopher"),
+            ("data:text/plain,hi", "refused redirect to data"),
+            ("http://a.test/", "from https to http"),
+            ("/x", "redirect loop"),
+            ("http://[::1", "bad redirect Location"),
+        ] {
+            let message = follow(&from, 302, location).unwrap_err();
+            assert!(message.contains(says), "{location}: {message}");
+        }
+        let long = format!("/{}", "a".repeat(MAX_URL_LEN));
+        assert!(follow(&from, 302, &long).unwrap_err().contains("over the limit"));
+        let location = HeaderValue::from_static("/next");
+        let spent = next_hop(&from, StatusCode::FOUND, &location, 3, 3, false, &mut vec![]);
+        assert_eq!(spent.unwrap_err(), "too many redirects (more than 3)");
+    }
+
+    #[test]
+    fn methods_change_as_rfc_9110_says() {
+        for (method, status, after, keeps_body) in [
+            (Method::POST, 301, Method::GET, false),
+            (Method::POST, 302, Method::GET, false),
+            (Method::POST, 303, Method::GET, false),
+            (Method::PUT, 303, Method::GET, false),
+            (Method::HEAD, 303, Method::HEAD, true),
+            (Method::PUT, 302, Method::PUT, true),
+            (Method::POST, 307, Method::POST, true),
+            (Method::POST, 308, Method::POST, true),
+        ] {
+            let next = follow(&hop(method.clone(), "http://a.test/"), status, "/next").unwrap();
+            assert_eq!(next.method, after, "{method} after {status}");
+            assert_eq!(next.body.is_some(), keeps_body, "{method} after {status}");
+            assert_eq!(next.headers.contains_key(CONTENT_TYPE), keeps_body, "{method} after {status}");
+        }
+    }
+
+    #[test]
+    fn credentials_go_only_to_the_same_scheme_host_and_port() {
+        let credentials = [AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION];
+        let from = Url::parse("http://a.test/x").unwrap();
+        for (to, same) in [
+            ("http://a.test:80/y", true),
+            ("http://A.TEST/y", true),
+            ("https://a.test/y", false),
+            ("http://a.test:8080/y", false),
+            ("http://b.test/y", false),
+            ("http://sub.a.test/y", false),
+        ] {
+            let mut next = hop(Method::GET, to);
+            strip_if_cross_origin(&from, &mut next);
+            for name in &credentials {
+                assert_eq!(next.headers.contains_key(name), same, "{name} to {to}");
+            }
+            assert!(next.headers.contains_key("x-trace"), "other headers stay ({to})");
         }
     }
 }

@@ -1,5 +1,8 @@
 //! When to retry and how long to wait: safe failures only, exponential backoff with full jitter,
 //! and `Retry-After` (seconds or an HTTP date) honoured up to a cap.
+//!
+//! [`RetryPolicy::decide`] is the whole decision as a pure function of one failed attempt, so the
+//! request loop only carries it out (wait, cool the host down, or stop).
 
 use std::time::{Duration, SystemTime};
 
@@ -38,6 +41,66 @@ impl RetryPolicy {
             .min(self.max_backoff);
         ceiling.mul_f64(fastrand::f64())
     }
+}
+
+/// How an attempt failed, as far as retrying is concerned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Failed {
+    /// A response with a status not counted as success, and the wait its `Retry-After` asked for.
+    Status { status: u16, retry_after: Option<Duration> },
+    /// No complete response.
+    Error(ErrorKind),
+}
+
+/// What follows a failed attempt.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Decision {
+    /// Send again after this wait; `None` when this attempt was the last.
+    pub retry: Option<Duration>,
+    /// Hold every request to the host for this long: the server said it is busy.
+    pub cool_down: Option<Duration>,
+    /// Why the retries ended before they ran out, for the record's message.
+    pub note: Option<String>,
+}
+
+impl RetryPolicy {
+    /// Decides what follows attempt number `attempt` (from 1) of a `method` request that ended as
+    /// `failed`, with `left` before the request's deadline.
+    ///
+    /// A `Retry-After` within `max_retry_after` cools the whole host down whether or not this
+    /// request is retried (another request would hear the same answer), and a retry waits at least
+    /// that long; a longer one ends the retries, as does a wait that would pass the deadline.
+    pub(crate) fn decide(&self, method: &Method, attempt: u32, failed: Failed, left: Duration) -> Decision {
+        let retry_after = match failed {
+            Failed::Status { status, retry_after } if Self::retryable_status(status) => retry_after,
+            Failed::Error(kind) if Self::retryable_error(kind) => None,
+            _ => return Decision::default(),
+        };
+        let honoured = retry_after.filter(|wait| *wait <= self.max_retry_after);
+        let cool_down = honoured.filter(|wait| !wait.is_zero());
+        if attempt > self.retries || !self.allows(method) {
+            return Decision { cool_down, ..Decision::default() };
+        }
+        if let Some(asked) = retry_after.filter(|_| honoured.is_none()) {
+            let note = format!(
+                "no retry: the server asked to wait {}, over --max-retry-after {}",
+                human(asked),
+                human(self.max_retry_after)
+            );
+            return Decision { note: Some(note), ..Decision::default() };
+        }
+        let wait = self.backoff(attempt).max(honoured.unwrap_or_default());
+        if wait >= left {
+            let note = format!("no retry: waiting {} would pass the --deadline", human(wait));
+            return Decision { cool_down, note: Some(note), ..Decision::default() };
+        }
+        Decision { retry: Some(wait), cool_down, note: None }
+    }
+}
+
+/// A duration for a message, to the millisecond.
+fn human(d: Duration) -> humantime::FormattedDuration {
+    humantime::format_duration(Duration::from_millis(d.as_millis().try_into().unwrap_or(u64::MAX)))
 }
 
 /// `GET`, `HEAD`, `PUT`, `DELETE`, `OPTIONS` and `TRACE` (RFC 9110, 9.2.2).
@@ -106,5 +169,43 @@ mod tests {
         assert!(RetryPolicy::retryable_status(503) && !RetryPolicy::retryable_status(404));
         assert!(RetryPolicy::retryable_error(ErrorKind::Timeout));
         assert!(!RetryPolicy::retryable_error(ErrorKind::Tls));
+    }
+
+    fn status(status: u16, retry_after: Option<u64>) -> Failed {
+        Failed::Status { status, retry_after: retry_after.map(Duration::from_secs) }
+    }
+
+    #[test]
+    fn decisions_follow_the_policy() {
+        let policy = RetryPolicy { backoff: Duration::from_millis(100), ..RetryPolicy::default() };
+        let get = &Method::GET;
+        let long = Duration::from_secs(300);
+        for failed in [status(404, None), status(501, Some(1)), Failed::Error(ErrorKind::Tls)] {
+            assert_eq!(policy.decide(get, 1, failed, long), Decision::default(), "{failed:?}");
+        }
+        for failed in [status(503, None), status(408, None), Failed::Error(ErrorKind::Io)] {
+            let wait = policy.decide(get, 1, failed, long).retry.expect("retried");
+            assert!(wait <= Duration::from_millis(100), "{failed:?}: {wait:?}");
+        }
+        assert_eq!(policy.decide(get, 3, status(503, None), long), Decision::default(), "retries spent");
+        assert_eq!(policy.decide(&Method::POST, 1, status(503, None), long), Decision::default());
+
+        // Retry-After: a floor for the wait, a cooldown for the host even when no retry follows,
+        // and over the cap, the end of the retries.
+        let seven = Some(Duration::from_secs(7));
+        let asked = policy.decide(get, 1, status(429, Some(7)), long);
+        assert_eq!((asked.retry, asked.cool_down), (seven, seven));
+        let spent = policy.decide(get, 3, status(429, Some(7)), long);
+        assert_eq!((spent.retry, spent.cool_down, spent.note), (None, seven, None));
+        let post = policy.decide(&Method::POST, 1, status(503, Some(7)), long);
+        assert_eq!((post.retry, post.cool_down), (None, seven));
+        let over = policy.decide(get, 1, status(429, Some(61)), long);
+        assert_eq!((over.retry, over.cool_down), (None, None));
+        assert!(over.note.unwrap().contains("over --max-retry-after 1m"));
+        assert_eq!(policy.decide(get, 1, status(429, Some(0)), long).cool_down, None);
+
+        let late = policy.decide(get, 1, status(503, Some(7)), Duration::from_secs(7));
+        assert_eq!((late.retry, late.cool_down), (None, seven));
+        assert!(late.note.unwrap().contains("would pass the --deadline"));
     }
 }

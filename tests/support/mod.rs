@@ -3,8 +3,11 @@
 
 #![allow(dead_code)]
 
+pub mod hostile;
 pub mod tls;
 
+use std::future::Future;
+use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
@@ -16,6 +19,25 @@ pub use outofsync::server::{Server, ServerConfig};
 /// A built-in server on 127.0.0.1 and a free port; stops when dropped.
 pub fn server() -> Server {
     Server::start().expect("the built-in server starts")
+}
+
+/// Accepts connections on 127.0.0.1 and a free port and serves each with `serve` on a task of its
+/// own. The runtime is the server's own (one worker), so a blocking test or a child process cannot
+/// starve it; dropping the runtime stops the server and every connection.
+pub fn serve_loopback<F, Fut>(serve: F) -> (SocketAddr, tokio::runtime::Runtime)
+where
+    F: Fn(tokio::net::TcpStream) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let addr = listener.local_addr().unwrap();
+    runtime.spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            tokio::spawn(serve(tcp));
+        }
+    });
+    (addr, runtime)
 }
 
 /// The `outofsync` binary with a cleared environment and a time limit, so no test can hang.

@@ -1,5 +1,6 @@
 //! A TLS server with a self-signed certificate, on 127.0.0.1:0, answering every request with a
-//! small JSON document (for the `tls` error kind and `--cacert`/`--insecure`).
+//! small JSON document (for the `tls` error kind and `--cacert`/`--insecure`), or with a redirect
+//! (for `--https-only`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -7,7 +8,6 @@ use std::sync::Arc;
 
 use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 
 /// A running TLS server; stops with its runtime when dropped.
 pub struct TlsServer {
@@ -21,6 +21,24 @@ pub struct TlsServer {
 impl TlsServer {
     /// A server whose certificate names `names` (e.g. `localhost`, or another host entirely).
     pub fn start(names: &[&str]) -> TlsServer {
+        let body = br#"{"tls":true}"#;
+        let head = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+            body.len()
+        );
+        Self::answering(names, [head.as_bytes(), body].concat())
+    }
+
+    /// A server that answers every request with a 302 to `location`.
+    pub fn redirecting(names: &[&str], location: &str) -> TlsServer {
+        let head = format!(
+            "HTTP/1.1 302 Found\r\nlocation: {location}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+        );
+        Self::answering(names, head.into_bytes())
+    }
+
+    fn answering(names: &[&str], reply: Vec<u8>) -> TlsServer {
+        let reply = Arc::new(reply);
         let key = rcgen::generate_simple_self_signed(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
             .expect("a certificate is generated");
         let dir = tempfile::tempdir().unwrap();
@@ -37,33 +55,21 @@ impl TlsServer {
                 )
                 .unwrap();
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-        let runtime =
-            tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-        let listener = runtime.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
-        let addr = listener.local_addr().unwrap();
-        runtime.spawn(async move {
-            while let Ok((tcp, _)) = listener.accept().await {
-                let acceptor = acceptor.clone();
-                tokio::spawn(async move {
-                    let Ok(mut tls) = acceptor.accept(tcp).await else { return };
-                    let mut buf = vec![0; 8192];
-                    // One request per connection is all these tests need.
-                    let mut read = 0;
-                    while !buf[..read].windows(4).any(|w| w == b"\r\n\r\n") {
-                        match tls.read(&mut buf[read..]).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => read += n,
-                        }
+        let (addr, runtime) = super::serve_loopback(move |tcp| {
+            let (acceptor, reply) = (acceptor.clone(), reply.clone());
+            async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else { return };
+                let mut buf = vec![0; 8192];
+                // One request per connection is all these tests need.
+                let mut read = 0;
+                while !buf[..read].windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tls.read(&mut buf[read..]).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => read += n,
                     }
-                    let body = br#"{"tls":true}"#;
-                    let head = format!(
-                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-                        body.len()
-                    );
-                    _ = tls.write_all(head.as_bytes()).await;
-                    _ = tls.write_all(body).await;
-                    _ = tls.shutdown().await;
-                });
+                }
+                _ = tls.write_all(&reply).await;
+                _ = tls.shutdown().await;
             }
         });
         TlsServer { addr, cert_file, _dir: dir, _runtime: runtime }

@@ -1,0 +1,375 @@
+//! The request loop on tokio's paused clock, against a scripted transport: every wait is exact,
+//! so backoff, `Retry-After`, cooldowns, pacing and deadlines are checked to the millisecond.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http::header::{HeaderValue, RETRY_AFTER};
+use http::{HeaderMap, Method, StatusCode};
+use tokio::time::Instant;
+
+use super::Engine;
+use crate::engine::config::{Config, RetryPolicy};
+use crate::engine::exchange::{Exchange, Exchanged, Failure, Hop, Response};
+use crate::engine::limits::Limits;
+use crate::record::{ErrorKind, Record};
+use crate::request::RequestSpec;
+
+/// One scripted answer.
+#[derive(Clone, Debug)]
+struct Reply {
+    outcome: Result<u16, ErrorKind>,
+    retry_after: Option<u64>,
+    location: Option<&'static str>,
+    takes: Duration,
+}
+
+fn status(code: u16) -> Reply {
+    Reply { outcome: Ok(code), retry_after: None, location: None, takes: Duration::ZERO }
+}
+
+fn error(kind: ErrorKind) -> Reply {
+    Reply { outcome: Err(kind), ..status(0) }
+}
+
+impl Reply {
+    fn retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
+    }
+
+    fn takes(mut self, ms: u64) -> Self {
+        self.takes = Duration::from_millis(ms);
+        self
+    }
+
+    fn to(mut self, location: &'static str) -> Self {
+        self.location = Some(location);
+        self
+    }
+}
+
+/// A transport that answers each URL from its script (the last reply repeats) and logs when each
+/// exchange began.
+struct Scripted {
+    start: Instant,
+    scripts: Mutex<HashMap<String, VecDeque<Reply>>>,
+    log: Mutex<Vec<(String, Duration)>>,
+}
+
+impl Scripted {
+    fn new() -> Self {
+        Self { start: Instant::now(), scripts: Mutex::default(), log: Mutex::default() }
+    }
+
+    fn script(self, url: &str, replies: impl IntoIterator<Item = Reply>) -> Self {
+        self.scripts.lock().unwrap().insert(url.to_owned(), replies.into_iter().collect());
+        self
+    }
+
+    /// When each exchange with `url` began, from the start of the test.
+    fn sent(&self, url: &str) -> Vec<Duration> {
+        self.log.lock().unwrap().iter().filter(|(u, _)| u == url).map(|(_, at)| *at).collect()
+    }
+
+    /// When every exchange began, in order.
+    fn all_sent(&self) -> Vec<Duration> {
+        self.log.lock().unwrap().iter().map(|(_, at)| *at).collect()
+    }
+}
+
+impl Exchange for Scripted {
+    async fn exchange(&self, hop: &Hop) -> Result<Exchanged, Failure> {
+        let url = hop.url.as_str();
+        let reply = {
+            let mut scripts = self.scripts.lock().unwrap();
+            let queue = scripts.get_mut(url).unwrap_or_else(|| panic!("no script for {url}"));
+            if queue.len() > 1 { queue.pop_front().unwrap() } else { queue[0].clone() }
+        };
+        self.log.lock().unwrap().push((url.to_owned(), self.start.elapsed()));
+        tokio::time::sleep(reply.takes).await;
+        let code = reply.outcome.map_err(|kind| Failure::new(kind, "scripted failure"))?;
+        let status = StatusCode::from_u16(code).unwrap();
+        if let Some(location) = reply.location {
+            return Ok(Exchanged::Redirect { status, location: HeaderValue::from_static(location) });
+        }
+        let mut headers = HeaderMap::new();
+        if let Some(seconds) = reply.retry_after {
+            headers.insert(RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        Ok(Exchanged::Response(Response { status, headers, body: Vec::new() }))
+    }
+}
+
+fn engine_with(config: Config, scripted: Scripted) -> Arc<Engine<Scripted>> {
+    Arc::new(Engine { limits: Limits::new(&config), config, transport: scripted })
+}
+
+/// A configuration whose backoff is tiny unless a test says otherwise.
+fn config() -> Config {
+    Config {
+        retry: RetryPolicy { backoff: Duration::from_millis(1), ..RetryPolicy::default() },
+        ..Config::default()
+    }
+}
+
+async fn run(engine: &Engine<Scripted>, method: Method, url: &str) -> Record {
+    engine.execute(0, RequestSpec::new(method, url).unwrap()).await.record
+}
+
+/// Starts a request now, on its own task.
+fn spawn(engine: &Arc<Engine<Scripted>>, url: &str) -> tokio::task::JoinHandle<Record> {
+    let (engine, spec) = (engine.clone(), RequestSpec::get(url).unwrap());
+    tokio::spawn(async move { engine.execute(0, spec).await.record })
+}
+
+fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(s)
+}
+
+#[tokio::test(start_paused = true)]
+async fn backoff_grows_exponentially_under_its_cap_with_full_jitter() {
+    fastrand::seed(4);
+    let retry = RetryPolicy {
+        retries: 6,
+        backoff: Duration::from_millis(100),
+        max_backoff: Duration::from_secs(1),
+        ..RetryPolicy::default()
+    };
+    let urls: Vec<String> = (0..200).map(|n| format!("http://a.test/{n}")).collect();
+    let scripted = urls.iter().fold(Scripted::new(), |s, url| s.script(url, [status(503)]));
+    let engine = engine_with(Config { retry, ..Config::default() }, scripted);
+    let tasks: Vec<_> = urls.iter().map(|url| spawn(&engine, url)).collect();
+    for task in tasks {
+        let record = task.await.unwrap();
+        assert_eq!((record.attempts, record.history.len(), record.status), (7, 6, Some(503)));
+        assert!(record.error.unwrap().message.contains("after 7 attempts"));
+    }
+    // The wait before retry k is drawn from 0..=min(1 s, 100 ms × 2^(k-1)).
+    let ceilings = [100, 200, 400, 800, 1000, 1000].map(Duration::from_millis);
+    for (k, ceiling) in ceilings.into_iter().enumerate() {
+        let waits: Vec<Duration> = urls
+            .iter()
+            .map(|url| {
+                let sent = engine.transport.sent(url);
+                sent[k + 1] - sent[k]
+            })
+            .collect();
+        let (min, max) = (waits.iter().min().unwrap(), waits.iter().max().unwrap());
+        let mean = waits.iter().sum::<Duration>() / waits.len() as u32;
+        assert!(*max <= ceiling, "retry {}: {max:?} over {ceiling:?}", k + 1);
+        // Full jitter: spread over the whole range, not bunched near the top or the bottom.
+        assert!(
+            *max > ceiling.mul_f64(0.9) && *min < ceiling.mul_f64(0.1),
+            "retry {}: {min:?}..{max:?}",
+            k + 1
+        );
+        assert!(mean > ceiling.mul_f64(0.4) && mean < ceiling.mul_f64(0.6), "retry {}: mean {mean:?}", k + 1);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_after_longer_than_the_backoff_wins() {
+    let url = "http://a.test/x";
+    let engine =
+        engine_with(config(), Scripted::new().script(url, [status(503).retry_after(7), status(200)]));
+    let record = run(&engine, Method::GET, url).await;
+    assert!(record.ok, "{:?}", record.error);
+    assert_eq!(record.attempts, 2);
+    assert_eq!(engine.transport.sent(url), [secs(0.0), secs(7.0)]);
+    assert_eq!(record.history.len(), 1);
+    assert_eq!(record.history[0].status, Some(503));
+    assert_eq!(record.elapsed_ms, 7000.0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_after_over_the_cap_ends_the_retries_and_cools_nothing() {
+    let (url, other) = ("http://a.test/x", "http://a.test/y");
+    let scripted = Scripted::new().script(url, [status(429).retry_after(120)]).script(other, [status(200)]);
+    let engine = engine_with(config(), scripted);
+    let record = run(&engine, Method::GET, url).await;
+    assert_eq!((record.attempts, record.status), (1, Some(429)));
+    let message = record.error.unwrap().message;
+    assert!(message.contains("asked to wait 2m, over --max-retry-after 1m"), "{message}");
+    assert!(run(&engine, Method::GET, other).await.ok);
+    assert_eq!(engine.transport.sent(other), [secs(0.0)]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cooldown_holds_every_request_to_the_host_and_no_other() {
+    let (busy, same, other) = ("http://a.test/busy", "http://a.test/same", "https://b.test/");
+    let scripted = Scripted::new()
+        .script(busy, [status(429).retry_after(5), status(200)])
+        .script(same, [status(200)])
+        .script(other, [status(200)]);
+    let engine = engine_with(config(), scripted);
+    let first = spawn(&engine, busy);
+    tokio::time::sleep(secs(1.0)).await;
+    let (same_host, other_host) = (spawn(&engine, same), spawn(&engine, other));
+    for task in [first, same_host, other_host] {
+        assert!(task.await.unwrap().ok);
+    }
+    assert_eq!(engine.transport.sent(busy), [secs(0.0), secs(5.0)]);
+    assert_eq!(engine.transport.sent(same), [secs(5.0)], "held until the host's cooldown ends");
+    assert_eq!(engine.transport.sent(other), [secs(1.0)], "another host is not held");
+
+    // A request that will not retry (no retries left) still cools its host down.
+    let (busy, same) = ("http://c.test/busy", "http://c.test/same");
+    let scripted = Scripted::new().script(busy, [status(503).retry_after(3)]).script(same, [status(200)]);
+    let retry = RetryPolicy { retries: 0, ..RetryPolicy::default() };
+    let engine = engine_with(Config { retry, ..Config::default() }, scripted);
+    assert_eq!(run(&engine, Method::GET, busy).await.attempts, 1);
+    assert!(run(&engine, Method::GET, same).await.ok);
+    assert_eq!(engine.transport.sent(same), [secs(3.0)]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_deadline_cuts_an_attempt_and_the_retries() {
+    let url = "http://a.test/slow";
+    let mut config = Config { deadline: secs(10.0), ..config() };
+    config.retry.retries = 5;
+    let engine =
+        engine_with(config.clone(), Scripted::new().script(url, [error(ErrorKind::Timeout).takes(6000)]));
+    let record = run(&engine, Method::GET, url).await;
+    assert_eq!(record.attempts, 2, "the second attempt is cut at the deadline");
+    let error = record.error.unwrap();
+    assert_eq!(error.kind, ErrorKind::Timeout);
+    assert!(error.message.contains("--deadline of 10s"), "{}", error.message);
+    assert_eq!(record.elapsed_ms, 10_000.0);
+
+    // A wait that would pass the deadline is not begun.
+    let url = "http://a.test/later";
+    let engine = engine_with(config, Scripted::new().script(url, [status(503).retry_after(20)]));
+    let record = run(&engine, Method::GET, url).await;
+    assert_eq!((record.attempts, record.elapsed_ms), (1, 0.0));
+    let message = record.error.unwrap().message;
+    assert!(message.contains("no retry: waiting 20s would pass the --deadline"), "{message}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_deadline_starts_with_the_first_attempt_not_in_the_queue() {
+    let (first, queued) = ("http://a.test/first", "http://a.test/queued");
+    let scripted =
+        Scripted::new().script(first, [status(200).takes(8000)]).script(queued, [status(200).takes(8000)]);
+    let engine = engine_with(Config { concurrency: 1, deadline: secs(10.0), ..config() }, scripted);
+    let (first, second) = (spawn(&engine, first), spawn(&engine, queued));
+    assert!(first.await.unwrap().ok);
+    let record = second.await.unwrap();
+    assert!(record.ok, "8 s in the queue and 8 s of exchange are within a 10 s deadline: {:?}", record.error);
+    assert_eq!(engine.transport.sent(queued), [secs(8.0)]);
+    assert_eq!(record.elapsed_ms, 8000.0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn only_idempotent_methods_are_retried_unless_asked() {
+    let url = "http://a.test/x";
+    for (method, non_idempotent, attempts) in [
+        (Method::POST, false, 1),
+        (Method::PATCH, false, 1),
+        (Method::PUT, false, 3),
+        (Method::DELETE, false, 3),
+        (Method::POST, true, 3),
+    ] {
+        let mut config = config();
+        config.retry.non_idempotent = non_idempotent;
+        let engine = engine_with(config, Scripted::new().script(url, [error(ErrorKind::Io)]));
+        let record = run(&engine, method.clone(), url).await;
+        assert_eq!(record.attempts, attempts, "{method} (--retry-non-idempotent: {non_idempotent})");
+        assert_eq!(record.error_kind(), Some(ErrorKind::Io));
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_waiting_to_retry_holds_no_permit() {
+    let (waiting, other) = ("http://a.test/x", "http://b.test/y");
+    let scripted = Scripted::new()
+        .script(waiting, [status(503).retry_after(10), status(200)])
+        .script(other, [status(200)]);
+    let engine = engine_with(Config { concurrency: 1, per_host: Some(1), ..config() }, scripted);
+    let first = spawn(&engine, waiting);
+    tokio::time::sleep(secs(1.0)).await;
+    let second = spawn(&engine, other);
+    let record = second.await.unwrap();
+    assert!(record.ok);
+    assert_eq!(Instant::now() - engine.transport.start, secs(1.0), "done while the first waits");
+    assert!(!first.is_finished());
+    assert_eq!(first.await.unwrap().attempts, 2);
+    assert_eq!(engine.transport.sent(waiting), [secs(0.0), secs(10.0)]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn rates_pace_each_host_and_the_whole_run_evenly() {
+    let hosts = ["http://a.test/", "http://b.test/"];
+    let urls: Vec<String> = hosts.iter().flat_map(|h| (0..10).map(move |n| format!("{h}{n}"))).collect();
+    let scripted = || urls.iter().fold(Scripted::new(), |s, url| s.script(url, [status(200)]));
+    let every = |ms: u64, n: u64| (0..n).map(|k| Duration::from_millis(ms * k)).collect::<Vec<_>>();
+
+    let engine = engine_with(Config { rate: Some("10/s".parse().unwrap()), ..config() }, scripted());
+    let tasks: Vec<_> = urls.iter().map(|url| spawn(&engine, url)).collect();
+    for task in tasks {
+        assert!(task.await.unwrap().ok);
+    }
+    for host in hosts {
+        let sent: Vec<_> = (0..10).flat_map(|n| engine.transport.sent(&format!("{host}{n}"))).collect();
+        assert_eq!(sent, every(100, 10), "{host}: one request every 100 ms, each host on its own");
+    }
+
+    let engine = engine_with(Config { global_rate: Some("20/s".parse().unwrap()), ..config() }, scripted());
+    let tasks: Vec<_> = urls.iter().map(|url| spawn(&engine, url)).collect();
+    for task in tasks {
+        assert!(task.await.unwrap().ok);
+    }
+    assert_eq!(engine.transport.all_sent(), every(50, 20), "one request every 50 ms over all hosts");
+}
+
+#[tokio::test(start_paused = true)]
+async fn requests_that_queued_for_a_permit_do_not_go_out_in_a_burst() {
+    // Four slow requests fill the permits and all end at 2 s; six more wait behind them. Pace
+    // cells spent before the wait for a permit would let those six out at 2 s all at once.
+    let urls: Vec<String> = (0..10).map(|n| format!("http://a.test/{n}")).collect();
+    let scripted = urls.iter().enumerate().fold(Scripted::new(), |s, (n, url)| {
+        let takes = if n < 4 { 2000 - 100 * n as u64 } else { 0 };
+        s.script(url, [status(200).takes(takes)])
+    });
+    let engine =
+        engine_with(Config { concurrency: 4, rate: Some("10/s".parse().unwrap()), ..config() }, scripted);
+    let mut tasks = Vec::new();
+    for url in &urls {
+        tasks.push(spawn(&engine, url));
+        // Let each task queue before the next one starts, so the order is the input order.
+        tokio::task::yield_now().await;
+    }
+    for task in tasks {
+        assert!(task.await.unwrap().ok);
+    }
+    let sent = engine.transport.all_sent();
+    let expected: Vec<Duration> =
+        [0.0, 0.1, 0.2, 0.3, 2.0, 2.1, 2.2, 2.3, 2.4, 2.5].into_iter().map(secs).collect();
+    assert_eq!(sent.len(), expected.len());
+    for (got, want) in sent.iter().zip(&expected) {
+        assert!(got.abs_diff(*want) < Duration::from_millis(1), "sent at {sent:?}, expected {expected:?}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_redirect_is_a_step_of_the_attempt_and_history_is_bounded() {
+    let (from, to) = ("http://a.test/from", "http://b.test/to");
+    let scripted = Scripted::new()
+        .script(from, [status(302).to("http://b.test/to")])
+        .script(to, [status(503), status(503), status(200)]);
+    let engine = engine_with(config(), scripted);
+    let record = run(&engine, Method::GET, from).await;
+    assert!(record.ok);
+    assert_eq!((record.attempts, record.redirects), (3, 1));
+    assert_eq!(record.final_url.as_deref(), Some(to));
+    assert_eq!(engine.transport.sent(from).len(), 1, "a retry resends the hop that failed");
+
+    let url = "http://a.test/down";
+    let mut config = config();
+    config.retry.retries = 40;
+    config.retry.max_backoff = Duration::from_millis(1);
+    let engine = engine_with(config, Scripted::new().script(url, [status(502)]));
+    let record = run(&engine, Method::GET, url).await;
+    assert_eq!((record.attempts, record.history.len()), (41, Record::HISTORY_LIMIT));
+}
