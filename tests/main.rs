@@ -5,4 +5,6 @@ mod support;
 
 mod fetch;
 mod library;
+mod ordered;
+mod resume;
 mod server;
