@@ -12,9 +12,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::engine::{Config, Fetcher, RetryPolicy};
-use crate::output::Destination;
+use crate::output::{Destination, Start};
 use crate::pipeline::{self, Job, Outcome};
-use crate::request::{LineDefaults, Source};
+use crate::request::Source;
 use crate::server::Server;
 
 /// Requests in the demo.
@@ -51,8 +51,6 @@ pub async fn run(dir: &Path, progress: bool) -> anyhow::Result<Demo> {
     let requests = dir.join("requests.txt");
     let records = dir.join("records.jsonl");
     std::fs::write(&requests, mix(&server.base_url()))?;
-    // A fresh file each time: the demo is a show, not a run to resume.
-    std::fs::write(&records, b"")?;
 
     let config = Config {
         concurrency: 64,
@@ -62,10 +60,10 @@ pub async fn run(dir: &Path, progress: bool) -> anyhow::Result<Demo> {
     };
     let fetcher = Fetcher::builder().config(config).build()?;
     let job = Job {
-        sources: vec![Source::File(requests.clone())],
-        defaults: LineDefaults::default(),
-        output: Destination::File(records.clone()),
         progress,
+        // A fresh file each time: the demo is a show, not a run to resume.
+        start: Start::Overwrite,
+        ..Job::new(vec![Source::File(requests.clone())], Destination::File(records.clone()))
     };
     let outcome = pipeline::run(&fetcher, job).await?;
     drop(server);

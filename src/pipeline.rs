@@ -1,20 +1,27 @@
-//! A whole fetch run: read the input, fetch, write the records, count, show progress. What
-//! `outofsync fetch` and `outofsync demo` both run.
+//! A whole fetch run: open the output (a resume reads it back), read the input, fetch, write the
+//! records, count, show progress. What `outofsync fetch` and `outofsync demo` both run.
 //!
 //! Request loop → channel → this task (the aggregator) → writer thread: the fetch tasks only
 //! produce records; this one task counts them ([`Stats`] needs no lock) and batches them for the
 //! writer; the progress bar only reads atomics.
+//!
+//! A resume keeps every `i` of the first run: the reader still numbers every input, and the
+//! inputs the output already records are left out by index before anything is sent. That is
+//! also what a resume assumes: the same input, in the same order (the manifest checks it).
 
 use std::io;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use futures_util::{FutureExt, StreamExt};
+use futures_util::{FutureExt, StreamExt, future, stream};
 
-use crate::engine::Fetcher;
-use crate::output::{Destination, Sink, WriteError};
+use crate::engine::{Fetcher, Order, RunOptions, Shutdown};
+use crate::output::{
+    Destination, Done, Fsync, Journal, Manifest, OpenError, Resumed, Sink, Start, WriteError,
+};
 use crate::progress::Progress;
-use crate::request::{LineDefaults, Reader, Source, reader};
+use crate::request::{Input, InvalidInput, LineDefaults, Reader, Source, reader};
 use crate::stats::{Counters, Stats, Summary};
 
 /// What to run.
@@ -28,15 +35,42 @@ pub struct Job {
     pub output: Destination,
     /// Draw a progress bar on stderr.
     pub progress: bool,
+    /// What to do with an output file that already holds records.
+    pub start: Start,
+    /// When the output file is synced to disk.
+    pub fsync: Fsync,
+    /// Records in input order through a reorder window of this many requests; `None`: as each
+    /// completes.
+    pub ordered: Option<usize>,
+}
+
+impl Job {
+    /// A job with the defaults: refuse an output that holds records, sync every second, records
+    /// in completion order, no progress bar.
+    pub fn new(sources: Vec<Source>, output: Destination) -> Job {
+        Job {
+            sources,
+            defaults: LineDefaults::default(),
+            output,
+            progress: false,
+            start: Start::New,
+            fsync: Fsync::Interval,
+            ordered: None,
+        }
+    }
 }
 
 /// How a run ended.
 #[derive(Debug)]
 pub struct Outcome {
-    /// The counts.
+    /// The counts of the records written by this run.
     pub summary: Summary,
     /// The reader of stdout went away before the end (not an error: `| head` does that).
     pub output_closed: bool,
+    /// What a resume found in the output, if this run was one.
+    pub resumed: Option<Resumed>,
+    /// The run was stopped before the end of its input (a [`Shutdown`]).
+    pub stopped: bool,
 }
 
 /// Why a run could not complete.
@@ -45,6 +79,9 @@ pub enum JobError {
     /// The input could not be read.
     #[error("{0}")]
     Input(io::Error),
+    /// The output cannot be used for this run (it is left as it was).
+    #[error("{0}")]
+    Open(OpenError),
     /// The records could not be written.
     #[error("{0}")]
     Output(WriteError),
@@ -53,59 +90,147 @@ pub enum JobError {
 /// Runs `job` with `fetcher` to the end of its input.
 ///
 /// # Errors
-/// The input cannot be read or the output cannot be written; records already written stay.
+/// As [`Run::open`] and [`Run::run`].
 pub async fn run(fetcher: &Fetcher, job: Job) -> Result<Outcome, JobError> {
-    let started = Instant::now();
-    let reader = Reader::spawn(job.sources.clone(), job.defaults.clone()).map_err(JobError::Input)?;
-    let mut sink = Sink::open(&job.output).map_err(JobError::Output)?;
-    let counters = Arc::new(Counters::default());
-    let progress = if job.progress { Progress::start(counters.clone()) } else { Progress::hidden() };
-    // With pagination an input makes an unknown number of records: no total, just a count.
-    if job.progress && fetcher.config().paginate.is_none() {
-        let total = progress.total_handle();
-        let (sources, defaults) = (job.sources, job.defaults);
-        tokio::task::spawn_blocking(move || {
-            if let Some(n) = reader::count_inputs(&sources, &defaults) {
-                total.store(n, std::sync::atomic::Ordering::Relaxed);
-            }
-        });
-    }
+    Run::open(fetcher, job).await?.run(&Shutdown::new()).await
+}
 
-    let (inputs, read_status) = reader.into_parts();
-    let mut records = fetcher.fetch_all(inputs);
-    let mut stats = Stats::default();
-    loop {
-        // Batch while records are ready; hand the batch over as soon as none is, so records
-        // reach the output promptly when they come slowly.
-        let record = match records.next().now_or_never() {
-            Some(Some(record)) => record,
-            Some(None) => break,
-            None => {
-                if sink.flush().await.is_err() {
-                    break;
+/// A run whose output is open (locked, checked, repaired) and whose input is not yet read.
+pub struct Run<'a> {
+    fetcher: &'a Fetcher,
+    job: Job,
+    sink: Sink,
+    done: Done,
+    resumed: Option<Resumed>,
+}
+
+impl<'a> Run<'a> {
+    /// Opens the output as `job.start` says; for a file, writes its manifest.
+    ///
+    /// # Errors
+    /// An input file cannot be read, or the output cannot be used (held by another run, holds
+    /// records, a resume the manifest refuses, a line that is not a record).
+    pub async fn open(fetcher: &'a Fetcher, job: Job) -> Result<Run<'a>, JobError> {
+        let (sink, done, resumed) = match &job.output {
+            Destination::Stdout => {
+                if let Start::Resume(_) = job.start {
+                    return Err(JobError::Open(OpenError::NotResumable { path: PathBuf::from("stdout") }));
                 }
-                match records.next().await {
-                    Some(record) => record,
-                    None => break,
-                }
+                (Sink::stdout().map_err(JobError::Output)?, Done::default(), None)
+            }
+            Destination::File(path) => {
+                let manifest =
+                    Manifest::new(&job.sources, fetcher.config(), &job.defaults).map_err(JobError::Input)?;
+                let (path, start) = (path.clone(), job.start);
+                // Reading a large output back takes a while: off the runtime's workers.
+                let journal = tokio::task::spawn_blocking(move || Journal::open(&path, start, &manifest))
+                    .await
+                    .expect("opening the output does not panic")
+                    .map_err(JobError::Open)?;
+                let sink = Sink::file(journal.file, &job.output, job.fsync).map_err(JobError::Output)?;
+                (sink, journal.done, journal.resumed)
             }
         };
-        stats.observe(&record);
-        counters.count(&record);
-        if sink.push(&record).await.is_err() {
-            break;
+        Ok(Run { fetcher, job, sink, done, resumed })
+    }
+
+    /// What a resume found in the output, if this is one.
+    pub fn resumed(&self) -> Option<&Resumed> {
+        self.resumed.as_ref()
+    }
+
+    /// Fetches every input the output does not record yet, until the end of the input or until
+    /// `shutdown` stops it.
+    ///
+    /// # Errors
+    /// The input cannot be read or the output cannot be written; records already written stay.
+    pub async fn run(self, shutdown: &Shutdown) -> Result<Outcome, JobError> {
+        let Run { fetcher, job, mut sink, done, resumed } = self;
+        let started = Instant::now();
+        let reader = Reader::spawn(job.sources.clone(), job.defaults.clone()).map_err(JobError::Input)?;
+        let counters = Arc::new(Counters::default());
+        let progress = if job.progress { Progress::start(counters.clone()) } else { Progress::hidden() };
+        // With pagination an input makes an unknown number of records: no total, just a count.
+        if job.progress && fetcher.config().paginate.is_none() {
+            let total = progress.total_handle();
+            let (sources, defaults, already) = (job.sources, job.defaults, done.len());
+            tokio::task::spawn_blocking(move || {
+                if let Some(n) = reader::count_inputs(&sources, &defaults) {
+                    total.store(n.saturating_sub(already), std::sync::atomic::Ordering::Relaxed);
+                }
+            });
         }
+
+        let (inputs, read_status) = reader.into_parts();
+        let max_pages = fetcher.config().max_pages;
+        let todo = inputs
+            .zip(stream::iter(0u64..))
+            .filter_map(move |(input, i)| future::ready(still_to_do(&done, i, input, max_pages)));
+        let order = match job.ordered {
+            Some(window) => Order::Input { window },
+            None => Order::Completion,
+        };
+        let mut records = fetcher.fetch_indexed(todo, RunOptions { order, shutdown: shutdown.clone() });
+        let mut stats = Stats::default();
+        loop {
+            // Batch while records are ready; hand the batch over as soon as none is, so records
+            // reach the output promptly when they come slowly.
+            let record = match records.next().now_or_never() {
+                Some(Some(record)) => record,
+                Some(None) => break,
+                None => {
+                    if sink.flush().await.is_err() {
+                        break;
+                    }
+                    match records.next().await {
+                        Some(record) => record,
+                        None => break,
+                    }
+                }
+            };
+            stats.observe(&record);
+            counters.count(&record);
+            if sink.push(&record).await.is_err() {
+                break;
+            }
+        }
+        // Dropping the stream stops the input, whether it ended or the writer failed.
+        drop(records);
+        let written = sink.finish().await;
+        progress.finish();
+        if let Some(e) = read_status.take_error() {
+            return Err(JobError::Input(e));
+        }
+        let output_closed = match written {
+            Ok(()) => false,
+            Err(WriteError::BrokenPipe) => true,
+            Err(e) => return Err(JobError::Output(e)),
+        };
+        Ok(Outcome {
+            summary: stats.summary(started.elapsed()),
+            output_closed,
+            resumed,
+            stopped: shutdown.is_stopping(),
+        })
     }
-    drop(records);
-    let written = sink.finish().await;
-    progress.finish();
-    if let Some(e) = read_status.take_error() {
-        return Err(JobError::Input(e));
+}
+
+/// What is left to do of input `i`: nothing if the output records it, the rest of its walk if a
+/// paginated walk was cut off (from the page after the last one recorded), else all of it.
+fn still_to_do(done: &Done, i: u64, input: Input, max_pages: u32) -> Option<(u64, Input)> {
+    if done.contains(i) {
+        return None;
     }
-    let output_closed = match written {
-        Ok(()) => false,
-        Err(WriteError::BrokenPipe) => true,
-        Err(e) => return Err(JobError::Output(e)),
-    };
-    Ok(Outcome { summary: stats.summary(started.elapsed()), output_closed })
+    let Some(partial) = done.partial(i) else { return Some((i, input)) };
+    if partial.page >= max_pages {
+        return None;
+    }
+    let Input::Request(mut spec) = input else { return Some((i, input)) };
+    match crate::request::parse_url(&partial.url) {
+        Ok(url) => {
+            spec.url = url;
+            Some((i, Input::Page { spec, page: partial.page }))
+        }
+        Err(why) => Some((i, InvalidInput::new(format!("cannot go on with the walk: {why}")).into())),
+    }
 }

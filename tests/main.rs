@@ -6,6 +6,8 @@ mod support;
 mod fetch;
 mod hostile;
 mod library;
+mod ordered;
 mod pipelines;
 mod resilience;
+mod resume;
 mod server;

@@ -201,3 +201,75 @@ fn a_filter_that_does_not_compile_is_a_usage_error_with_the_position() {
     let run = outofsync().args(["fetch", "--input-format", "csv", "-"]).output().unwrap();
     assert_eq!(run.status.code(), Some(2), "csv rows need a template");
 }
+
+/// `(i, page)` of every record, sorted; panics on a key seen twice.
+fn page_keys(records: &[Value]) -> Vec<(u64, u64)> {
+    let mut keys: Vec<(u64, u64)> =
+        records.iter().map(|r| (r["i"].as_u64().unwrap(), r["page"].as_u64().unwrap())).collect();
+    keys.sort_unstable();
+    let distinct: HashSet<_> = keys.iter().collect();
+    assert_eq!(distinct.len(), keys.len(), "no page recorded twice");
+    keys
+}
+
+#[test]
+fn a_resume_goes_on_with_a_walk_from_the_page_after_the_last_one_recorded() {
+    let s = server();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.txt");
+    let urls: String = (0..6)
+        .map(|n| format!("{}\n", s.url(&format!("/items?total={}&per_page=10", 50 + n * 10))))
+        .collect();
+    std::fs::write(&input, urls).unwrap();
+    let out = dir.path().join("out.jsonl");
+    let fetch = |extra: &[&str]| {
+        outofsync()
+            .args(["fetch", "-q", "-c", "3", "--paginate", "link", "--jq", ".items | map(.id)", "-o"])
+            .arg(&out)
+            .arg(&input)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    assert!(fetch(&[]).status.success());
+    let full = page_keys(&records_in(&out));
+    assert_eq!(full.len(), (5..11).sum::<usize>(), "6 walks of 5 to 10 pages");
+
+    // An interruption leaves a prefix of the file (and maybe a torn line): keep 13 records and
+    // half of the 14th, so some walks are done, some cut off half-way, some not begun.
+    let text = std::fs::read_to_string(&out).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let cut = lines[..13].join("\n") + "\n" + &lines[13][..lines[13].len() / 2];
+    std::fs::write(&out, cut).unwrap();
+    let resumed = fetch(&["--resume"]);
+    assert!(resumed.status.success(), "{}", String::from_utf8_lossy(&resumed.stderr));
+    let records = records_in(&out);
+    assert_eq!(page_keys(&records), full, "every page once, none twice");
+    // The pages of every walk still hold each item exactly once.
+    for i in 0..6u64 {
+        let ids: Vec<u64> = records.iter().filter(|r| r["i"] == i).flat_map(item_ids).collect();
+        assert_eq!(ids.len() as u64, 50 + i * 10);
+        assert_eq!(ids.iter().collect::<HashSet<_>>().len(), ids.len());
+    }
+}
+
+#[test]
+fn ordered_output_keeps_every_walk_together_in_page_order() {
+    let s = server();
+    let input: String =
+        (0..8).map(|n| format!("{}\n", s.url(&format!("/items?total={}&per_page=5", 5 + n * 7)))).collect();
+    let run = outofsync()
+        .args(["fetch", "-q", "-c", "4", "--ordered", "--paginate", "json:.next", "--jq", ".page", "-"])
+        .write_stdin(input)
+        .output()
+        .unwrap();
+    assert!(run.status.success());
+    let keys: Vec<(u64, u64)> = records(&run.stdout)
+        .iter()
+        .map(|r| (r["i"].as_u64().unwrap(), r["page"].as_u64().unwrap()))
+        .collect();
+    let mut sorted = keys.clone();
+    sorted.sort_unstable();
+    assert_eq!(keys, sorted, "input order, and page order within an input");
+    assert_eq!(keys.len(), (0..8).map(|n: usize| (5 + n * 7).div_ceil(5)).sum::<usize>());
+}

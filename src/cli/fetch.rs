@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::Args;
 use outofsync::engine::{BodyMode, Rate, Resolve, StatusRanges};
+use outofsync::output::Fsync;
 
 /// Fetch many requests concurrently; every request ends as exactly one JSON record.
 ///
@@ -148,11 +149,12 @@ pub struct FetchArgs {
     #[arg(long, value_name = "N", default_value_t = 1000, help_heading = "Pipelines")]
     pub max_pages: u32,
 
-    /// Where the records go (appended; see --overwrite) [default: stdout].
+    /// Where the records go [default: stdout]. A file that already holds records is refused
+    /// unless --resume or --overwrite; FILE.manifest.json beside it records the input and options.
     #[arg(short = 'o', long, value_name = "FILE", help_heading = "Output")]
     pub output: Option<PathBuf>,
-    /// Start over when the output file already holds records.
-    #[arg(long, help_heading = "Output")]
+    /// Start over when the output file already holds records (they are lost).
+    #[arg(long, conflicts_with = "resume", help_heading = "Output")]
     pub overwrite: bool,
     /// What the record keeps of the body: auto (JSON under "json", else "text" or "body_b64"),
     /// json (anything else fails with decode), text, none.
@@ -161,6 +163,20 @@ pub struct FetchArgs {
     /// Largest body accepted, on the wire and decompressed (e.g. 32MiB, 500k).
     #[arg(long, value_name = "SIZE", default_value = "32MiB", value_parser = parse_size, help_heading = "Output")]
     pub max_body: u64,
+    /// Write records in input order instead of as each completes. Memory stays bounded: at most
+    /// --window requests run ahead of the oldest unfinished one. When the window is full, no new
+    /// request starts until that one ends, so one slow request (up to its --deadline) pauses the run.
+    #[arg(long, help_heading = "Output")]
+    pub ordered: bool,
+    /// With --ordered: requests started ahead of the oldest unfinished one
+    /// [default: 4 × --concurrency].
+    #[arg(long, value_name = "N", requires = "ordered", value_parser = clap::value_parser!(u64).range(1..), help_heading = "Output")]
+    pub window: Option<u64>,
+    /// When the output file is synced to disk: interval (every second or 1,000 records, and at the
+    /// end), always (after every write), never (left to the operating system). A failed write or
+    /// sync ends the run with exit code 2; a sync is never retried.
+    #[arg(long, value_name = "WHEN", default_value = "interval", value_enum, help_heading = "Output")]
+    pub fsync: Fsync,
     /// Statuses counted as success, e.g. 200-299,404.
     #[arg(long, value_name = "LIST", default_value = "200-299", help_heading = "Output")]
     pub ok_status: StatusRanges,
@@ -173,6 +189,26 @@ pub struct FetchArgs {
     /// Neither progress nor summary on stderr.
     #[arg(short = 'q', long, help_heading = "Output")]
     pub quiet: bool,
+
+    /// Continue an interrupted run into the same --output: keep its records, failed ones too (a
+    /// torn last line is cut), and fetch only the inputs that have none. Assumes the same input
+    /// in the same order, and refuses a changed input or changed options that shape records
+    /// (checked against FILE.manifest.json). With no records yet, a plain start.
+    #[arg(long, requires = "output", help_heading = "Interruptions")]
+    pub resume: bool,
+    /// With --resume: also fetch again the inputs whose record failed. The output is first
+    /// rewritten without those records (into a temporary file, synced, renamed over it), so each
+    /// input still has exactly one record; the new ones are appended at the end.
+    #[arg(long, requires = "resume", help_heading = "Interruptions")]
+    pub retry_failed: bool,
+    /// With --resume: do not check that the input is the first run's. Needed to resume from
+    /// stdin, which cannot be checked; the input must still be the same, in the same order.
+    #[arg(long, requires = "resume", help_heading = "Interruptions")]
+    pub assume_same_input: bool,
+    /// On SIGINT or SIGTERM: stop reading input, give the requests in flight this long, then
+    /// cancel the rest (they get no record, so --resume fetches them). A second signal quits at once.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration, help_heading = "Interruptions")]
+    pub grace: Duration,
 }
 
 /// How input lines are read.
@@ -190,7 +226,9 @@ pub const EXIT_CODES: &str = "\
 Exit codes:
   0  every request succeeded
   1  some records failed (they are in the output, with the reason)
-  2  usage or I/O error: bad flag, unreadable input, unwritable output
+  2  usage or I/O error: bad flag, unreadable input, unwritable output, a refused --resume
+  130, 143  stopped by SIGINT (Ctrl-C) or SIGTERM: every record written is whole; --resume
+     fetches the rest
 A closed stdout pipe (| head) ends the run quietly with the code of the records written.";
 
 fn parse_method(s: &str) -> Result<http::Method, String> {

@@ -1,54 +1,99 @@
 //! `outofsync fetch`: the command line becomes a [`Config`], a [`Job`] and a run.
 
 use std::io::IsTerminal;
-use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use bytes::Bytes;
 use http::header::{ACCEPT, CONTENT_TYPE, HeaderValue, USER_AGENT};
 use outofsync::Fetcher;
-use outofsync::engine::{BodyMode, Config, HttpVersion, JqFilter, Paginate, RetryPolicy};
-use outofsync::output::Destination;
+use outofsync::engine::{BodyMode, Config, HttpVersion, JqFilter, Paginate, RetryPolicy, Shutdown};
+use outofsync::output::{Destination, ResumeOptions, Resumed, Start};
 use outofsync::pipeline::{self, Job};
 use outofsync::request::{LineDefaults, RowFormat, RowTemplates, Rows, Source, parse_header_line};
 
+use super::signals::Signals;
 use crate::cli::{FetchArgs, InputFormat};
 
 pub fn run(args: FetchArgs) -> anyhow::Result<ExitCode> {
     let config = config(&args)?;
-    let defaults = line_defaults(&args)?;
-    let sources = if args.inputs.is_empty() {
-        vec![Source::Stdin]
-    } else {
-        args.inputs.iter().map(|a| Source::from_arg(a)).collect()
-    };
-    let output = match &args.output {
-        Some(path) => prepare_output(path, args.overwrite)?,
-        None => Destination::Stdout,
-    };
+    let job = job(&args)?;
     if args.insecure {
         eprintln!(
             "outofsync: WARNING: --insecure: TLS certificates are NOT verified; \
              anyone on the network path can read and change this traffic"
         );
     }
-    let job = Job {
-        sources,
-        defaults,
-        output,
-        progress: !args.quiet && !args.no_progress && std::io::stderr().is_terminal(),
-    };
     let runtime = super::runtime()?;
-    let outcome = runtime.block_on(async {
+    let result = runtime.block_on(async {
         let fetcher = Fetcher::builder().config(config).build()?;
-        anyhow::Ok(pipeline::run(&fetcher, job).await?)
+        let run = pipeline::Run::open(&fetcher, job).await?;
+        if let (Some(resumed), false) = (run.resumed(), args.quiet) {
+            eprintln!("outofsync: {}", describe_resume(resumed));
+        }
+        let shutdown = Shutdown::new();
+        let signals = Signals::watch(shutdown.clone(), args.grace, args.quiet)?;
+        let outcome = run.run(&shutdown).await?;
+        anyhow::Ok((outcome, signals))
     });
     // Do not wait for helpers still running (the thread counting a huge input, say).
     runtime.shutdown_background();
-    let outcome = outcome?;
+    let (outcome, signals) = result?;
     super::report(&outcome.summary, args.quiet, args.summary_json.as_deref())?;
+    if let Some(code) = signals.exit_code() {
+        if !args.quiet && args.output.is_some() {
+            eprintln!(
+                "outofsync: stopped before the end of the input; run again with --resume to fetch the rest"
+            );
+        }
+        return Ok(code);
+    }
     Ok(if outcome.summary.failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn job(args: &FetchArgs) -> anyhow::Result<Job> {
+    let sources = if args.inputs.is_empty() {
+        vec![Source::Stdin]
+    } else {
+        args.inputs.iter().map(|a| Source::from_arg(a)).collect()
+    };
+    let output = args.output.clone().map_or(Destination::Stdout, Destination::File);
+    let start = if args.resume {
+        Start::Resume(ResumeOptions {
+            retry_failed: args.retry_failed,
+            assume_same_input: args.assume_same_input,
+        })
+    } else if args.overwrite {
+        Start::Overwrite
+    } else {
+        Start::New
+    };
+    let window = args.window.map_or(args.concurrency.max(1).saturating_mul(4), |w| w as usize);
+    Ok(Job {
+        defaults: line_defaults(args)?,
+        progress: !args.quiet && !args.no_progress && std::io::stderr().is_terminal(),
+        start,
+        fsync: args.fsync,
+        ordered: args.ordered.then_some(window),
+        ..Job::new(sources, output)
+    })
+}
+
+fn describe_resume(resumed: &Resumed) -> String {
+    let mut text = format!("resuming: {} records kept", resumed.kept);
+    if resumed.failed_kept > 0 {
+        text += &format!(" ({} of them failed; --retry-failed fetches those again)", resumed.failed_kept);
+    }
+    if resumed.failed_removed > 0 {
+        text += &format!(", {} failed records removed to be fetched again", resumed.failed_removed);
+    }
+    if resumed.walks_partial > 0 {
+        text += &format!(", {} paginated walks to go on from their next page", resumed.walks_partial);
+    }
+    if resumed.torn_bytes > 0 {
+        text += &format!(", a torn last line of {} bytes cut", resumed.torn_bytes);
+    }
+    text + "; fetching the rest"
 }
 
 fn config(args: &FetchArgs) -> anyhow::Result<Config> {
@@ -163,19 +208,4 @@ fn rows(args: &FetchArgs) -> anyhow::Result<Option<Rows>> {
     };
     let templates = RowTemplates::new(url, &args.header_templates, body).map_err(anyhow::Error::msg)?;
     Ok(Some(Rows { format, templates: std::sync::Arc::new(templates) }))
-}
-
-/// Refuses to append to records of an earlier run unless told to start over.
-fn prepare_output(path: &Path, overwrite: bool) -> anyhow::Result<Destination> {
-    let holds_records = std::fs::metadata(path).map(|m| m.is_file() && m.len() > 0).unwrap_or(false);
-    if holds_records {
-        if !overwrite {
-            bail!(
-                "{} already holds records; pass --overwrite to start over (its records would be lost)",
-                path.display()
-            );
-        }
-        std::fs::File::create(path).with_context(|| format!("cannot truncate {}", path.display()))?;
-    }
-    Ok(Destination::File(path.to_owned()))
 }

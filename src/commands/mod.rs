@@ -3,6 +3,7 @@
 mod demo;
 mod fetch;
 mod serve;
+mod signals;
 
 use std::path::Path;
 use std::process::ExitCode;

@@ -250,6 +250,16 @@ impl StatusRanges {
     }
 }
 
+impl fmt::Display for StatusRanges {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (n, &(lo, hi)) in self.0.iter().enumerate() {
+            let sep = if n == 0 { "" } else { "," };
+            if lo == hi { write!(f, "{sep}{lo}")? } else { write!(f, "{sep}{lo}-{hi}")? }
+        }
+        Ok(())
+    }
+}
+
 impl Default for StatusRanges {
     fn default() -> Self {
         StatusRanges(vec![(200, 299)])
@@ -293,5 +303,6 @@ mod tests {
         assert!("nohost".parse::<Resolve>().is_err());
         let ok: StatusRanges = "200-299,404".parse().unwrap();
         assert!(ok.contains(404) && ok.contains(250) && !ok.contains(500));
+        assert_eq!(ok.to_string(), "200-299,404");
     }
 }

@@ -8,11 +8,13 @@
 //! handed to the output channel. Slots are a small multiple of the concurrency, because a request
 //! waiting for a retry or a cooldown holds no concurrency permit (see the `limits` module) but still holds
 //! its admission slot. So however long the input, at most that many requests, records and parsed
-//! inputs exist at once.
+//! inputs exist at once. [`Fetcher::fetch_indexed`] adds input order (a bounded reorder window)
+//! and a [`Shutdown`] handle; the `drive` module holds both loops.
 
 mod config;
 mod connector;
 mod decode;
+mod drive;
 mod exchange;
 mod execute;
 mod filter;
@@ -22,20 +24,21 @@ mod payload;
 mod rate;
 mod redirect;
 mod retry;
+mod shutdown;
 mod tls;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::{Stream, StreamExt};
-use tokio::sync::{Semaphore, mpsc};
-use tokio_stream::wrappers::ReceiverStream;
+use futures_util::{Stream, StreamExt, stream};
 
 pub use config::{BodyMode, Config, HttpVersion, Rate, Resolve, RetryPolicy, StatusRanges, default_headers};
+pub use drive::{Order, RunOptions};
 pub use filter::{FilterError, JqFilter};
 pub use paginate::Paginate;
 pub use retry::{RETRYABLE_STATUSES, is_idempotent};
+pub use shutdown::Shutdown;
 
 use crate::record::Record;
 use crate::request::{Input, RequestSpec};
@@ -118,32 +121,43 @@ impl Fetcher {
         S: Stream + Send + 'static,
         S::Item: Into<Input> + Send,
     {
+        self.fetch_indexed(
+            inputs.zip(stream::iter(0u64..)).map(|(input, i)| (i, input)),
+            RunOptions::default(),
+        )
+    }
+
+    /// Fetches inputs that are already numbered — `(i, input)`, `i` becoming `record.i` — in the
+    /// order and under the [`Shutdown`] of `options`.
+    ///
+    /// The numbering is the caller's, so a resumed run keeps every `i` of the first run by leaving
+    /// out the inputs already recorded. When the shutdown stops the input, no new input is read;
+    /// when it cancels, requests in flight end without a record (the stream then ends; in input
+    /// order it ends at the first request without one). Otherwise as [`Fetcher::fetch_all`].
+    pub fn fetch_indexed<S, I>(
+        &self,
+        inputs: S,
+        options: RunOptions,
+    ) -> impl Stream<Item = Record> + Send + 'static
+    where
+        S: Stream<Item = (u64, I)> + Send + 'static,
+        I: Into<Input> + Send,
+    {
         let engine = self.engine.clone();
-        let slots = engine.config.concurrency.max(1).saturating_mul(ADMISSION_FACTOR);
-        let (tx, rx) = mpsc::channel(slots);
-        tokio::spawn(async move {
-            let admission = Arc::new(Semaphore::new(slots));
-            let mut inputs = std::pin::pin!(inputs);
-            let mut i = 0u64;
-            loop {
-                // Take the slot first: the input is not even read until a request can run.
-                let Ok(slot) = admission.clone().acquire_owned().await else { break };
-                if tx.is_closed() {
-                    break;
-                }
-                let Some(input) = inputs.next().await else { break };
-                let (engine, tx) = (engine.clone(), tx.clone());
-                let input: Input = input.into();
-                tokio::spawn(async move {
-                    // The slot is given back only after the records are handed on, so a slow
-                    // consumer holds back the input instead of piling up records.
-                    engine.run(i, input, &tx).await;
-                    drop(slot);
-                });
-                i += 1;
+        match options.order {
+            Order::Completion => {
+                let slots = self.admission_slots();
+                drive::completion(engine, inputs, slots, options.shutdown).left_stream()
             }
-        });
-        ReceiverStream::new(rx)
+            Order::Input { window } => {
+                drive::in_order(engine, inputs, window, options.shutdown).right_stream()
+            }
+        }
+    }
+
+    /// Requests admitted at once in completion order; also the default reorder window.
+    pub fn admission_slots(&self) -> usize {
+        self.engine.config.concurrency.max(1).saturating_mul(ADMISSION_FACTOR)
     }
 }
 

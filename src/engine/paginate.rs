@@ -49,6 +49,16 @@ impl FromStr for Paginate {
     }
 }
 
+impl std::fmt::Display for Paginate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Paginate::Link => f.write_str("link"),
+            Paginate::Json { path, param: None } => write!(f, "json:{}", path.source()),
+            Paginate::Json { path, param: Some(p) } => write!(f, "json:{} --page-param {p}", path.source()),
+        }
+    }
+}
+
 impl Paginate {
     /// Uses the value found by a `json:` path as this query parameter (`--page-param`).
     #[must_use]
@@ -124,12 +134,13 @@ impl Engine {
     /// page is a whole request of its own, under the limits, rate and retries of every other.
     /// Returns early if the receiver is gone.
     pub(crate) async fn run(&self, i: u64, input: Input, out: &tokio::sync::mpsc::Sender<Record>) {
-        let spec = match input {
+        let (spec, first_page) = match input {
             Input::Invalid(invalid) => {
                 _ = out.send(Record::invalid(i, invalid.line, invalid.message)).await;
                 return;
             }
-            Input::Request(spec) => *spec,
+            Input::Request(spec) => (*spec, 0),
+            Input::Page { spec, page } => (*spec, page),
         };
         if self.config.paginate.is_none() {
             _ = out.send(self.execute(i, spec).await.record).await;
@@ -137,7 +148,7 @@ impl Engine {
         }
         let mut fetched = std::collections::HashSet::from([spec.url.clone()]);
         let mut next_spec = Some(spec);
-        let mut page = 0u32;
+        let mut page = first_page;
         while let Some(spec) = next_spec.take() {
             let template = RequestSpec { url: spec.url.clone(), ..spec.clone() };
             let done = self.execute(i, spec).await;

@@ -131,6 +131,14 @@ impl std::error::Error for InvalidInput {}
 pub enum Input {
     /// A valid request.
     Request(Box<RequestSpec>),
+    /// The rest of a paginated walk that an interrupted run began: the request (its URL that of
+    /// the next page) is page number `page` of its input; the walk goes on from there.
+    Page {
+        /// The request for that page.
+        spec: Box<RequestSpec>,
+        /// Its page number, from 0.
+        page: u32,
+    },
     /// Input that ends as an `invalid_request` record without sending anything.
     Invalid(InvalidInput),
 }

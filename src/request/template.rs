@@ -140,6 +140,7 @@ fn plain(value: &Value) -> String {
 /// The templates of a run, and what they make of a row.
 #[derive(Clone, Debug)]
 pub struct RowTemplates {
+    source: String,
     url: Template,
     headers: Vec<(HeaderName, Template)>,
     body: Option<(Template, Escape)>,
@@ -153,6 +154,7 @@ impl RowTemplates {
     /// # Errors
     /// A template does not parse, or a header template has a bad name.
     pub fn new(url: &str, headers: &[String], body: Option<(&str, bool)>) -> Result<RowTemplates, String> {
+        let source = serde_json::json!({ "url": url, "headers": headers, "body": body }).to_string();
         let url = Template::parse(url)?;
         let headers = headers
             .iter()
@@ -177,7 +179,12 @@ impl RowTemplates {
             // A nested field `a.b` uses the whole of `a`.
             used.extend(template.fields().map(|f| f.split('.').next().unwrap_or(f).to_owned()));
         }
-        Ok(RowTemplates { url, headers, body, used })
+        Ok(RowTemplates { source, url, headers, body, used })
+    }
+
+    /// The templates as given, in one text (what a resume compares).
+    pub fn source(&self) -> &str {
+        &self.source
     }
 
     /// The request a row makes.

@@ -89,3 +89,54 @@ pub fn records_in(path: &Path) -> Vec<Value> {
 pub fn by_i(records: &[Value], i: u64) -> &Value {
     records.iter().find(|r| r["i"] == i).unwrap_or_else(|| panic!("no record with i = {i}"))
 }
+
+/// The real binary started in the background, env cleared, stdout discarded, stderr kept: for
+/// tests that signal or kill it mid-run.
+pub fn spawn(args: &[&str]) -> std::process::Child {
+    std::process::Command::new(assert_cmd::cargo::cargo_bin("outofsync"))
+        .args(args)
+        .env_clear()
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the binary starts")
+}
+
+/// Sends `signal` to a running child.
+pub fn signal(child: &std::process::Child, signal: i32) {
+    let pid = libc::pid_t::try_from(child.id()).expect("pids fit");
+    // SAFETY: kill(2) has no memory effects; the child is ours and not yet reaped.
+    assert_eq!(unsafe { libc::kill(pid, signal) }, 0, "kill({pid}, {signal})");
+}
+
+/// Waits for a child for at most `limit` (then kills it and fails): exit code and stderr.
+pub fn finish(mut child: std::process::Child, limit: Duration) -> (Option<i32>, String) {
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > limit {
+            _ = child.kill();
+            panic!("the child did not end within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    (status.code(), err)
+}
+
+/// The records of an output that may end in a torn line: every whole line must parse; what
+/// follows the last `\n` is returned as the torn tail.
+pub fn whole_records(path: &Path) -> (Vec<Value>, Vec<u8>) {
+    let bytes = std::fs::read(path).unwrap_or_default();
+    let end = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
+    (records(&bytes[..end]), bytes[end..].to_vec())
+}
+
+/// The `i` of each record, in file order.
+pub fn indexes(records: &[Value]) -> Vec<u64> {
+    records.iter().map(|r| r["i"].as_u64().expect("every record has an i")).collect()
+}

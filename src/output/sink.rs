@@ -1,0 +1,278 @@
+//! [`Sink`]: the one writer of an output. Whole lines, appended in batches by a thread of its own,
+//! synced to disk as [`Fsync`] says.
+//!
+//! The fetch side serialises records into a batch in memory and hands whole batches over a
+//! bounded channel; the writer thread does the blocking writes, so a slow disk or a slow reader
+//! of stdout applies backpressure all the way to the input instead of blocking a runtime worker.
+//! Every batch is one `write` of whole lines, so a killed write leaves at most one torn line, at
+//! the end, which a resume cuts. The first failed write or sync ends the writer: a sync is never
+//! retried, because after a failed `fsync` the kernel may have dropped the unwritten pages and a
+//! second `fsync` would report success for data that is gone.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use tokio::runtime::Handle;
+use tokio::sync::mpsc;
+
+use super::{Destination, WriteError};
+use crate::record::Record;
+
+/// Bytes collected before a batch is handed to the writer.
+const BATCH: usize = 64 * 1024;
+/// Batches in flight between the fetch side and the writer.
+const BATCHES_AHEAD: usize = 16;
+/// With [`Fsync::Interval`]: the longest a written record waits to be synced…
+pub const SYNC_INTERVAL: Duration = Duration::from_secs(1);
+/// …and the most records written between two syncs.
+pub const SYNC_RECORDS: u64 = 1_000;
+
+/// When the output file is synced to disk (`fsync`); stdout is never synced.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Fsync {
+    /// Every second or every 1,000 records, whichever comes first, and at the end: a power cut
+    /// loses at most that much, which a resume fetches again.
+    #[default]
+    Interval,
+    /// After every write: nothing acknowledged is lost, at a cost in speed on slow disks.
+    Always,
+    /// Never: the operating system writes when it likes (a crash of the process loses nothing;
+    /// a power cut may lose any recent records, which a resume fetches again).
+    Never,
+}
+
+/// Decides when [`Fsync::Interval`] syncs.
+#[derive(Debug)]
+struct SyncDue {
+    policy: Fsync,
+    unsynced: u64,
+    since: Option<Instant>,
+}
+
+impl SyncDue {
+    fn new(policy: Fsync) -> Self {
+        SyncDue { policy, unsynced: 0, since: None }
+    }
+
+    /// Counts a write of `records`; true if a sync is due now.
+    fn wrote(&mut self, records: u64, now: Instant) -> bool {
+        self.unsynced += records;
+        self.since.get_or_insert(now);
+        match self.policy {
+            Fsync::Always => true,
+            Fsync::Never => false,
+            Fsync::Interval => self.unsynced >= SYNC_RECORDS || self.deadline().is_some_and(|d| now >= d),
+        }
+    }
+
+    /// When the records written so far must be synced even if nothing more comes.
+    fn deadline(&self) -> Option<Instant> {
+        match self.policy {
+            Fsync::Interval => self.since.map(|t| t + SYNC_INTERVAL),
+            Fsync::Always | Fsync::Never => None,
+        }
+    }
+
+    /// Whether anything written is not yet synced (and the policy syncs at all).
+    fn pending(&self) -> bool {
+        self.since.is_some() && self.policy != Fsync::Never
+    }
+
+    fn synced(&mut self) {
+        self.unsynced = 0;
+        self.since = None;
+    }
+}
+
+/// One batch of whole lines.
+struct Batch {
+    bytes: Vec<u8>,
+    records: u64,
+}
+
+/// The fetch side's handle on the writer.
+pub struct Sink {
+    batch: Batch,
+    tx: Option<mpsc::Sender<Batch>>,
+    thread: Option<JoinHandle<Result<(), WriteError>>>,
+    name: String,
+}
+
+enum Out {
+    Stdout(io::Stdout),
+    File(File),
+}
+
+impl Sink {
+    /// Starts a writer that appends to `file` (opened for appending) and syncs it as `fsync` says.
+    /// Must be called within a tokio runtime (the interval between syncs is timed on it).
+    ///
+    /// # Errors
+    /// The writer thread cannot be started.
+    pub fn file(file: File, destination: &Destination, fsync: Fsync) -> Result<Sink, WriteError> {
+        Self::start(Out::File(file), destination, fsync)
+    }
+
+    /// Starts a writer to standard output.
+    ///
+    /// # Errors
+    /// The writer thread cannot be started.
+    pub fn stdout() -> Result<Sink, WriteError> {
+        Self::start(Out::Stdout(io::stdout()), &Destination::Stdout, Fsync::Never)
+    }
+
+    fn start(out: Out, destination: &Destination, fsync: Fsync) -> Result<Sink, WriteError> {
+        let name = destination.to_string();
+        let (tx, rx) = mpsc::channel(BATCHES_AHEAD);
+        let runtime = Handle::current();
+        let thread_name = name.clone();
+        let thread = std::thread::Builder::new()
+            .name("outofsync-writer".into())
+            .spawn(move || write_batches(out, rx, &thread_name, fsync, &runtime))
+            .map_err(|source| WriteError::Io { destination: name.clone(), source })?;
+        Ok(Sink { batch: Batch::new(), tx: Some(tx), thread: Some(thread), name })
+    }
+
+    /// Adds a record; hands the batch over when it is full.
+    ///
+    /// # Errors
+    /// The writer has stopped (its error comes from [`Sink::finish`]).
+    pub async fn push(&mut self, record: &Record) -> Result<(), WriterGone> {
+        record.write_json_line(&mut self.batch.bytes);
+        self.batch.records += 1;
+        if self.batch.bytes.len() >= BATCH { self.flush().await } else { Ok(()) }
+    }
+
+    /// Hands over what is batched (done whenever no record is ready, so lines are not held back).
+    ///
+    /// # Errors
+    /// The writer has stopped.
+    pub async fn flush(&mut self) -> Result<(), WriterGone> {
+        if self.batch.records == 0 {
+            return Ok(());
+        }
+        let batch = std::mem::replace(&mut self.batch, Batch::new());
+        match &self.tx {
+            Some(tx) => tx.send(batch).await.map_err(|_| WriterGone),
+            None => Err(WriterGone),
+        }
+    }
+
+    /// Writes what is left, syncs a file to disk (unless [`Fsync::Never`]) and stops the writer.
+    ///
+    /// # Errors
+    /// The first write or sync error, if any happened.
+    pub async fn finish(mut self) -> Result<(), WriteError> {
+        let flushed = self.flush().await;
+        drop(self.tx.take());
+        let thread = self.thread.take().expect("finish runs once");
+        let name = self.name.clone();
+        let result = tokio::task::spawn_blocking(move || thread.join())
+            .await
+            .expect("joining does not panic")
+            .unwrap_or_else(|_| {
+                Err(WriteError::Io { destination: name, source: io::Error::other("the writer panicked") })
+            });
+        result?;
+        flushed.map_err(|_| WriteError::Io {
+            destination: self.name.clone(),
+            source: io::Error::other("the writer stopped"),
+        })
+    }
+}
+
+impl Batch {
+    fn new() -> Self {
+        Batch { bytes: Vec::with_capacity(BATCH), records: 0 }
+    }
+}
+
+/// The writer stopped early; [`Sink::finish`] tells why.
+#[derive(Debug)]
+pub struct WriterGone;
+
+/// The writer thread: ends when the channel closes (the fetch side is done) or at the first error.
+fn write_batches(
+    mut out: Out,
+    mut rx: mpsc::Receiver<Batch>,
+    name: &str,
+    fsync: Fsync,
+    runtime: &Handle,
+) -> Result<(), WriteError> {
+    // Timers are the runtime's: entered here, driven by its workers while this thread blocks.
+    let _runtime = runtime.enter();
+    let fail = |source: io::Error| WriteError::Io { destination: name.to_owned(), source };
+    let sync_failed = |source: io::Error| WriteError::Sync { destination: name.to_owned(), source };
+    let mut due = SyncDue::new(fsync);
+    loop {
+        let batch = match (&out, due.deadline()) {
+            // Records are waiting to be synced: wait for more only until their time is up.
+            (Out::File(file), Some(deadline)) => {
+                let deadline = tokio::time::Instant::from_std(deadline);
+                match runtime.block_on(tokio::time::timeout_at(deadline, rx.recv())) {
+                    Ok(batch) => batch,
+                    Err(_elapsed) => {
+                        file.sync_data().map_err(sync_failed)?;
+                        due.synced();
+                        continue;
+                    }
+                }
+            }
+            _ => rx.blocking_recv(),
+        };
+        let Some(batch) = batch else { break };
+        match &mut out {
+            Out::File(file) => {
+                file.write_all(&batch.bytes).map_err(fail)?;
+                if due.wrote(batch.records, Instant::now()) {
+                    file.sync_data().map_err(sync_failed)?;
+                    due.synced();
+                }
+            }
+            Out::Stdout(stdout) => {
+                let mut lock = stdout.lock();
+                lock.write_all(&batch.bytes).and_then(|()| lock.flush()).map_err(|e| {
+                    if e.kind() == io::ErrorKind::BrokenPipe { WriteError::BrokenPipe } else { fail(e) }
+                })?;
+            }
+        }
+    }
+    if let Out::File(file) = &out
+        && due.pending()
+    {
+        file.sync_data().map_err(sync_failed)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interval_syncs_after_a_thousand_records_or_a_second() {
+        let start = Instant::now();
+        let mut due = SyncDue::new(Fsync::Interval);
+        assert!(!due.pending() && due.deadline().is_none());
+        assert!(!due.wrote(999, start));
+        assert_eq!(due.deadline(), Some(start + SYNC_INTERVAL));
+        assert!(due.wrote(1, start), "the 1,000th record");
+        due.synced();
+        assert!(!due.wrote(1, start));
+        assert!(due.wrote(1, start + SYNC_INTERVAL), "a second after the first unsynced write");
+        due.synced();
+        assert!(!due.pending());
+    }
+
+    #[test]
+    fn always_syncs_every_write_and_never_syncs_nothing() {
+        let now = Instant::now();
+        let mut always = SyncDue::new(Fsync::Always);
+        assert!(always.wrote(1, now) && always.deadline().is_none());
+        let mut never = SyncDue::new(Fsync::Never);
+        assert!(!never.wrote(1_000_000, now));
+        assert!(!never.pending() && never.deadline().is_none());
+    }
+}
