@@ -402,3 +402,28 @@ fn demo_keeps_its_promise() {
     assert!(ok > 9_000, "most of the mix succeeds: {ok}");
     let _ = std::io::stdout().flush();
 }
+
+#[test]
+fn a_slow_stdin_is_fetched_line_by_line_not_held_back_for_a_batch() {
+    let s = server();
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin("outofsync"))
+        .args(["fetch", "-q", "-"])
+        .env_clear()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    for id in 1..=3 {
+        writeln!(stdin, "{}", s.url(&format!("/json?id={id}"))).unwrap();
+        stdin.flush().unwrap();
+        // The record comes while stdin is still open: the reader does not wait to fill a batch.
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        let record: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!((record["i"].as_u64(), record["json"]["id"].as_u64()), (Some(id - 1), Some(id)));
+    }
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+}

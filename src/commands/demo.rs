@@ -15,7 +15,10 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         args.dir.join("records.jsonl").display()
     );
     let runtime = super::runtime()?;
-    let result = runtime.block_on(demo::run(&args.dir, progress));
+    let dir = args.dir.clone();
+    // Spawned, not driven on this thread: see `fetch`.
+    let result =
+        runtime.block_on(async move { tokio::spawn(async move { demo::run(&dir, progress).await }).await? });
     runtime.shutdown_background();
     let demo = result?;
     eprint!("{}", demo.outcome.summary);

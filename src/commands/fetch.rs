@@ -25,16 +25,23 @@ pub fn run(args: FetchArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let runtime = super::runtime()?;
-    let result = runtime.block_on(async {
-        let fetcher = Fetcher::builder().config(config).build()?;
-        let run = pipeline::Run::open(&fetcher, job).await?;
-        if let (Some(resumed), false) = (run.resumed(), args.quiet) {
-            eprintln!("outofsync: {}", describe_resume(resumed));
-        }
-        let shutdown = Shutdown::new();
-        let signals = Signals::watch(shutdown.clone(), args.grace, args.quiet)?;
-        let outcome = run.run(&shutdown).await?;
-        anyhow::Ok((outcome, signals))
+    let (quiet, grace) = (args.quiet, args.grace);
+    // The run is spawned onto the runtime rather than driven by `block_on` on this thread: its
+    // aggregator then lives on a worker, and handing it each record is not a cross-thread
+    // wake-up of the main thread.
+    let result = runtime.block_on(async move {
+        tokio::spawn(async move {
+            let fetcher = Fetcher::builder().config(config).build()?;
+            let run = pipeline::Run::open(&fetcher, job).await?;
+            if let (Some(resumed), false) = (run.resumed(), quiet) {
+                eprintln!("outofsync: {}", describe_resume(resumed));
+            }
+            let shutdown = Shutdown::new();
+            let signals = Signals::watch(shutdown.clone(), grace, quiet)?;
+            let outcome = run.run(&shutdown).await?;
+            anyhow::Ok((outcome, signals))
+        })
+        .await?
     });
     // Do not wait for helpers still running (the thread counting a huge input, say).
     runtime.shutdown_background();

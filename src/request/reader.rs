@@ -4,13 +4,20 @@
 //! anyway): the fetch loop's workers never parse input, and the bounded channel between the two is
 //! the backpressure that keeps memory O(concurrency) whatever the input size. The thread ends when
 //! the input ends or when the stream is dropped.
+//!
+//! Inputs cross to the runtime in batches of up to [`BATCH`]: one wake-up of the fetch loop per
+//! batch instead of one per input. A batch is never held back while the thread waits for more
+//! input: the source hands over what is pending before every read that may block (a slow pipe
+//! into stdin sees each line fetched as it arrives).
 
+use std::cell::RefCell;
 use std::fs::File;
-use std::io::{self, BufRead, BufReader};
+use std::io::{self, BufRead, BufReader, Read};
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt, stream};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
@@ -21,8 +28,10 @@ use super::{Input, InvalidInput, LineDefaults, RowFormat, Rows, parse_line, quot
 
 /// The longest input line read; a longer one becomes an `invalid_request` record.
 pub const MAX_LINE: usize = 16 << 20;
-/// Inputs parsed ahead of the fetch loop.
-const AHEAD: usize = 1024;
+/// Inputs handed to the fetch loop at once.
+pub const BATCH: usize = 64;
+/// Batches parsed ahead of the fetch loop (so up to 1,024 inputs).
+const AHEAD: usize = 16;
 
 /// Where input comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -49,13 +58,13 @@ impl Source {
 }
 
 enum Opened {
-    Lines { reader: Box<dyn BufRead + Send>, name: String },
+    Lines { source: Box<dyn Read + Send>, name: String },
     Url(String),
 }
 
 /// A running reader: the stream of inputs, and what went wrong with the input if anything did.
 pub struct Reader {
-    rx: mpsc::Receiver<Input>,
+    rx: mpsc::Receiver<Vec<Input>>,
     failure: Arc<Mutex<Option<io::Error>>>,
 }
 
@@ -69,15 +78,12 @@ impl Reader {
         let mut opened = Vec::with_capacity(sources.len());
         for source in sources {
             opened.push(match source {
-                Source::Stdin => {
-                    Opened::Lines { reader: Box::new(BufReader::new(io::stdin())), name: "stdin".into() }
-                }
+                Source::Stdin => Opened::Lines { source: Box::new(io::stdin()), name: "stdin".into() },
                 Source::File(path) => {
                     let file = File::open(&path).map_err(|e| {
                         io::Error::new(e.kind(), format!("cannot open {}: {e}", path.display()))
                     })?;
-                    let name = path.display().to_string();
-                    Opened::Lines { reader: Box::new(BufReader::with_capacity(256 * 1024, file)), name }
+                    Opened::Lines { source: Box::new(file), name: path.display().to_string() }
                 }
                 Source::Url(url) => Opened::Url(url),
             });
@@ -86,7 +92,10 @@ impl Reader {
         let failure = Arc::new(Mutex::new(None));
         let failed = failure.clone();
         std::thread::Builder::new().name("outofsync-reader".into()).spawn(move || {
-            if let Err(e) = read_all(opened, &defaults, &tx) {
+            let pending = Pending::new(tx);
+            let result = read_all(opened, &defaults, &pending);
+            _ = pending.flush();
+            if let Err(e) = result {
                 *failed.lock().unwrap() = Some(e);
             }
         })?;
@@ -95,17 +104,15 @@ impl Reader {
 
     /// A reader over inputs already in memory (for tests and the library).
     pub fn from_inputs(inputs: Vec<Input>) -> Reader {
-        let (tx, rx) = mpsc::channel(inputs.len().max(1));
-        for input in inputs {
-            tx.try_send(input).expect("sized to fit");
-        }
+        let (tx, rx) = mpsc::channel(1);
+        tx.try_send(inputs).expect("sized to fit");
         Reader { rx, failure: Arc::default() }
     }
 
     /// Splits into the stream of inputs and a handle that tells, once the stream has ended,
     /// whether it ended because the input failed (an I/O error mid-file).
     pub fn into_parts(self) -> (impl Stream<Item = Input> + Send + 'static, ReadStatus) {
-        (ReceiverStream::new(self.rx), ReadStatus { failure: self.failure })
+        (ReceiverStream::new(self.rx).flat_map(stream::iter), ReadStatus { failure: self.failure })
     }
 }
 
@@ -124,11 +131,64 @@ impl ReadStatus {
 /// The channel closed: the consumer is gone, so reading stops quietly.
 struct Closed;
 
-fn send(tx: &mpsc::Sender<Input>, input: Input) -> Result<(), Closed> {
-    tx.blocking_send(input).map_err(|_| Closed)
+/// Inputs parsed but not yet handed over. Shared, on the reader thread only, by the parser (which
+/// adds to it) and the source (which hands it over before a read that may block).
+#[derive(Clone)]
+struct Pending(Rc<RefCell<Batch>>);
+
+struct Batch {
+    inputs: Vec<Input>,
+    tx: mpsc::Sender<Vec<Input>>,
 }
 
-fn read_all(sources: Vec<Opened>, defaults: &LineDefaults, tx: &mpsc::Sender<Input>) -> io::Result<()> {
+impl Pending {
+    fn new(tx: mpsc::Sender<Vec<Input>>) -> Pending {
+        Pending(Rc::new(RefCell::new(Batch { inputs: Vec::with_capacity(BATCH), tx })))
+    }
+
+    fn push(&self, input: Input) -> Result<(), Closed> {
+        let full = {
+            let mut batch = self.0.borrow_mut();
+            batch.inputs.push(input);
+            batch.inputs.len() >= BATCH
+        };
+        if full { self.flush() } else { Ok(()) }
+    }
+
+    fn flush(&self) -> Result<(), Closed> {
+        let (inputs, tx) = {
+            let mut batch = self.0.borrow_mut();
+            if batch.inputs.is_empty() {
+                return Ok(());
+            }
+            (std::mem::replace(&mut batch.inputs, Vec::with_capacity(BATCH)), batch.tx.clone())
+        };
+        tx.blocking_send(inputs).map_err(|_| Closed)
+    }
+}
+
+/// A source that hands over the pending inputs before each read (buffered readers above it read
+/// only when their buffer is empty, that is, exactly when the next read may wait). When the
+/// consumer is gone it reads as the end of the input, so reading stops quietly.
+struct FlushFirst {
+    source: Box<dyn Read + Send>,
+    pending: Pending,
+}
+
+impl Read for FlushFirst {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.pending.flush() {
+            Ok(()) => self.source.read(buf),
+            Err(Closed) => Ok(0),
+        }
+    }
+}
+
+fn send(pending: &Pending, input: Input) -> Result<(), Closed> {
+    pending.push(input)
+}
+
+fn read_all(sources: Vec<Opened>, defaults: &LineDefaults, tx: &Pending) -> io::Result<()> {
     for source in sources {
         let result = match (source, &defaults.rows) {
             (Opened::Url(url), None) => {
@@ -141,17 +201,11 @@ fn read_all(sources: Vec<Opened>, defaults: &LineDefaults, tx: &mpsc::Sender<Inp
                 );
                 send(tx, InvalidInput::new(message).into()).map(|()| Ok(()))
             }
-            (Opened::Lines { mut reader, name }, None) => {
-                read_lines(&mut *reader, &name, tx, |text, line| {
-                    emit(parse_line(text, Some(line), defaults), Some(line), defaults, tx)
-                })
+            (Opened::Lines { source, name }, rows) => {
+                let mut reader =
+                    BufReader::with_capacity(256 * 1024, FlushFirst { source, pending: tx.clone() });
+                lines_or_rows(&mut reader, &name, defaults, rows.as_ref(), tx)
             }
-            (Opened::Lines { mut reader, name }, Some(rows)) => match rows.format {
-                RowFormat::Jsonl => read_lines(&mut *reader, &name, tx, |text, line| {
-                    emit(parse_row_line(text, line, defaults, rows), Some(line), defaults, tx)
-                }),
-                RowFormat::Csv => read_csv(&mut *reader, &name, defaults, rows, tx),
-            },
         };
         match result {
             Err(Closed) => return Ok(()),
@@ -162,11 +216,32 @@ fn read_all(sources: Vec<Opened>, defaults: &LineDefaults, tx: &mpsc::Sender<Inp
     Ok(())
 }
 
+/// Reads one source of lines: requests, or rows for the templates.
+fn lines_or_rows(
+    reader: &mut dyn BufRead,
+    name: &str,
+    defaults: &LineDefaults,
+    rows: Option<&Rows>,
+    tx: &Pending,
+) -> Result<io::Result<()>, Closed> {
+    match rows {
+        None => read_lines(reader, name, tx, |text, line| {
+            emit(parse_line(text, Some(line), defaults), Some(line), defaults, tx)
+        }),
+        Some(rows) => match rows.format {
+            RowFormat::Jsonl => read_lines(reader, name, tx, |text, line| {
+                emit(parse_row_line(text, line, defaults, rows), Some(line), defaults, tx)
+            }),
+            RowFormat::Csv => read_csv(reader, name, defaults, rows, tx),
+        },
+    }
+}
+
 /// Reads lines and hands each (or the news that it is too long or not UTF-8) to `line_input`.
 fn read_lines(
     reader: &mut dyn BufRead,
     name: &str,
-    tx: &mpsc::Sender<Input>,
+    tx: &Pending,
     mut line_input: impl FnMut(&str, u64) -> Result<(), Closed>,
 ) -> Result<io::Result<()>, Closed> {
     let mut buf = Vec::with_capacity(4096);
@@ -202,7 +277,7 @@ fn read_csv(
     name: &str,
     defaults: &LineDefaults,
     rows: &Rows,
-    tx: &mpsc::Sender<Input>,
+    tx: &Pending,
 ) -> Result<io::Result<()>, Closed> {
     let mut csv = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(reader);
     let headers = match csv.headers() {
@@ -241,12 +316,7 @@ fn read_csv(
     }
 }
 
-fn emit(
-    parsed: Parsed,
-    line: Option<u64>,
-    defaults: &LineDefaults,
-    tx: &mpsc::Sender<Input>,
-) -> Result<(), Closed> {
+fn emit(parsed: Parsed, line: Option<u64>, defaults: &LineDefaults, tx: &Pending) -> Result<(), Closed> {
     match parsed {
         Parsed::Skip => Ok(()),
         Parsed::One(spec) => send(tx, Input::Request(spec)),
