@@ -80,12 +80,14 @@ where
             };
             let Some((slot, i, input)) = unless_stopped(&shutdown, next).await else { break };
             let (engine, tx, shutdown) = (engine.clone(), tx.clone(), shutdown.clone());
-            tokio::spawn(async move {
+            // Boxed: tokio copies a task's whole future when it stores the task and again at each
+            // change of stage; a request's future is kilobytes, a box is a pointer.
+            tokio::spawn(Box::pin(async move {
                 // The slot is given back only after the records are handed on, so a slow
                 // consumer holds back the input instead of piling up records.
                 run_one(&engine, i, input, &tx, &shutdown).await;
                 drop(slot);
-            });
+            }));
         }
         // The loop's `tx` goes here; the stream ends when the last request task drops its clone.
     });
@@ -117,7 +119,11 @@ where
             let Some((permit, i, input)) = unless_stopped(&stopped, next).await else { break };
             let (engine, shutdown) = (engine.clone(), stopped.clone());
             let (records_tx, records) = mpsc::channel(PAGES_AHEAD);
-            let task = tokio::spawn(async move { run_one(&engine, i, input, &records_tx, &shutdown).await });
+            // Boxed, as in completion order.
+            let task =
+                tokio::spawn(Box::pin(
+                    async move { run_one(&engine, i, input, &records_tx, &shutdown).await },
+                ));
             permit.send(Running { records, task });
         }
     });

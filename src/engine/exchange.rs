@@ -23,9 +23,6 @@ use super::retry::is_idempotent;
 use super::tls;
 use crate::record::ErrorKind;
 
-/// Most header lines accepted in an HTTP/1 response (a flood of them is refused, not stored).
-/// hyper's default, and not higher: it sizes a per-response scratch array by it.
-pub const MAX_HEADERS: usize = 100;
 /// Largest HTTP/1 response head (status line and headers), in bytes.
 pub const MAX_HEAD_BYTES: usize = 256 * 1024;
 /// How much of a redirect's body is read so its connection can be reused.
@@ -111,7 +108,9 @@ impl Transport {
             .timer(TokioTimer::new())
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(Duration::from_secs(90))
-            .http1_max_headers(MAX_HEADERS)
+            // Header floods are refused by hyper's own limit of 100 header lines, deliberately not
+            // set here: setting any value (even 100) makes hyper build and zero a scratch array of
+            // that size for every response, where its default is an inline one.
             .http1_max_buf_size(MAX_HEAD_BYTES)
             .http2_max_header_list_size(MAX_HEAD_BYTES as u32)
             .http2_only(config.http == HttpVersion::Http2PriorKnowledge);
