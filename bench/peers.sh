@@ -11,10 +11,12 @@
 # release mode, starts nginx with one worker (keep-alive) serving /data.json (~300 B),
 # /big.json (~64 KiB) and /slow (answers after 1 s), then runs each client against it:
 #
-#   small   N requests of /data.json, 64 in flight
-#   big     N requests of /big.json, 64 in flight (outofsync validates each body as JSON)
+#   small   30,000 requests of /data.json, 64 in flight
+#   big     10,000 requests of /big.json, 64 in flight (outofsync validates each body as JSON)
 #   slow    10,000 requests of /slow, all 10,000 in flight: wall time and peak RSS
 #   inputs  outofsync alone, 10,000 vs 1,000,000 input lines: is peak RSS flat in input size?
+#
+# (--quick: 5,000, 2,000, 2,000, and 10,000 vs 100,000.)
 #
 # outofsync writes every record, body included, to a file; oha and wrk discard bodies; curl
 # writes them to /dev/null; the Python clients parse each body with .json(). wrk runs for a
@@ -52,6 +54,10 @@ ensure_python_clients
 build_outofsync
 raise_fd_limit
 log "descriptors: ulimit -n $(ulimit -n)"
+if (($(ulimit -n) < N_SLOW + 100)); then
+  log "warning: $N_SLOW requests in flight need more descriptors than the hard limit allows;"
+  log "  clients will fail requests in the /slow test (raise the hard limit: ulimit -Hn, limits.conf)"
+fi
 
 mkdir -p "$RESULTS"
 RESULTS_TSV="$RESULTS/peers.tsv"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Where `outofsync fetch` spends its CPU on the small-JSON case, for whoever optimises it.
+# Where `outofsync fetch` spends its CPU (small or big JSON) or its memory (requests in flight).
 #
 # Usage: bench/profile.sh [--quick] [--big | --inflight N] [--requests N] [--body MODE]
 #
@@ -18,7 +18,8 @@
 #              machine's perf has no hardware counters when `perf stat -e instructions` fails;
 #              cpu-clock is a timer and works everywhere.)
 #   callgrind  `valgrind --tool=callgrind` counts user-space instructions exactly (threads run
-#              one at a time under valgrind, so it says nothing about time or the kernel).
+#              one at a time under valgrind, so it says nothing about time or the kernel); oha
+#              runs the same requests under it too, for instructions per request side by side.
 #
 # Each profile is summed by function and by crate. The report goes to
 # bench/results/profile-data.md (profile-big.md with --big) and, for full runs, to BENCHMARKS.md;
@@ -53,6 +54,7 @@ SECTION="profile-${DOC%.json}"
 
 ensure_basics
 ensure_debs nginx libnginx-mod-http-echo linux-perf valgrind
+ensure_oha
 build_outofsync
 mkdir -p "$RESULTS"
 
@@ -111,7 +113,20 @@ callgrind_annotate --tree=caller --threshold=100 "$CALLGRIND_OUT" 2>/dev/null >"
 python3 "$BENCH_DIR/lib/docs.py" urls "$SCRATCH/urls-1.txt" "$URL" 1
 valgrind --tool=callgrind --callgrind-out-file="$SCRATCH/callgrind-1.out" \
   "$OUTOFSYNC" "${FETCH[@]}" "$SCRATCH/urls-1.txt" 2>/dev/null || die "callgrind (one request) failed"
-STARTUP_IR=$(callgrind_annotate "$SCRATCH/callgrind-1.out" 2>/dev/null | sed -n 's/^ *\([0-9,]*\) (100.0%) *PROGRAM TOTALS.*/\1/p' | tr -d ,)
+total_ir() { callgrind_annotate "$1" 2>/dev/null | sed -n 's/^ *\([0-9,]*\) (100.0%) *PROGRAM TOTALS.*/\1/p' | tr -d ,; }
+STARTUP_IR=$(total_ir "$SCRATCH/callgrind-1.out")
+OUTOFSYNC_IR=$(total_ir "$CALLGRIND_OUT")
+
+# The same requests through oha: instructions per request do not depend on the machine's load,
+# so their ratio is the steadiest comparison there is (user space only, kernel left out).
+log "callgrind: oha, $CALLGRIND_REQUESTS requests and one"
+oha_ir() {
+  valgrind --tool=callgrind --callgrind-out-file="$SCRATCH/oha-$1.out" "$OHA" -n "$1" -c 64 --no-tui "$URL" \
+    >/dev/null 2>&1 || die "callgrind of oha failed"
+  total_ir "$SCRATCH/oha-$1.out"
+}
+OHA_IR=$(oha_ir "$CALLGRIND_REQUESTS")
+OHA_STARTUP_IR=$(oha_ir 1)
 
 REPORT="$RESULTS/$SECTION.md"
 {
@@ -122,6 +137,9 @@ REPORT="$RESULTS/$SECTION.md"
   echo "- \`outofsync fetch URLS -c 64 --body $BODY -o records.jsonl\` against nginx \`/$DOC\`: $REQUESTS requests under"
   echo "  \`perf record -e cpu-clock -F 4999 -g\`, $CALLGRIND_REQUESTS under \`valgrind --tool=callgrind\`. $(date -u +%Y-%m-%d)."
   echo "  Raw profiles: \`bench/results/$SECTION.perf.data\`, \`bench/results/$SECTION.callgrind.out\` (not committed)."
+  echo
+  python3 "$BENCH_DIR/lib/profile_summary.py" compare "$CALLGRIND_REQUESTS" \
+    "outofsync fetch" "$OUTOFSYNC_IR" "$STARTUP_IR" oha "$OHA_IR" "$OHA_STARTUP_IR"
   echo
   python3 "$BENCH_DIR/lib/profile_summary.py" perf "$RESULTS/$SECTION.perf.txt" "$RESULTS/$SECTION.perf-threads.txt"
   echo

@@ -187,7 +187,7 @@ machine_line() {
 # Versions of what was measured.
 versions_line() {
   local parts=()
-  parts+=("outofsync $(git -C "$ROOT_DIR" rev-parse --short HEAD)")
+  parts+=("outofsync $(git -C "$ROOT_DIR" rev-parse --short HEAD 2>/dev/null || echo '(not a git checkout)')")
   [[ -x $OHA ]] && parts+=("$("$OHA" --version)")
   command -v wrk >/dev/null && parts+=("wrk $(dpkg-query -W -f='${Version}' wrk 2>/dev/null)")
   command -v nginx >/dev/null && parts+=("nginx $(nginx -v 2>&1 | sed 's|.*nginx/||')")

@@ -4,6 +4,9 @@
     profile_summary.py perf FILE [THREADS]
                                        FILE: `perf report --stdio --no-children --sort dso,sym -g none`;
                                        THREADS: the same with `--sort comm`
+    profile_summary.py compare N NAME TOTAL STARTUP [NAME TOTAL STARTUP ...]
+                                       instructions per request of clients that ran N requests
+                                       (TOTAL) and one (STARTUP), relative to the last one
     profile_summary.py massif FILE INFLIGHT
                                        FILE: valgrind --tool=massif output, INFLIGHT requests at once
     profile_summary.py callgrind FILE [REQUESTS STARTUP]
@@ -206,7 +209,23 @@ def massif(path, inflight):
         print(f"| {size / 2**20:.1f} | {size / inflight / 1024:.1f} | {who} |")
 
 
+def compare(n, runs):
+    """Instructions per request, start-up taken out: (TOTAL - STARTUP) / (N - 1)."""
+    per = [(name, (total - startup) / max(n - 1, 1)) for name, total, startup in runs]
+    base = per[-1][1]
+    print(f"### Instructions per request (callgrind, user space, {n:,} requests, start-up taken out)")
+    print()
+    print(f"| client | instructions per request | ×{per[-1][0]} |")
+    print("|---|--:|--:|")
+    for name, value in per:
+        print(f"| {name} | {value:,.0f} | {value / base:.2f}× |")
+
+
 def main(argv):
+    if len(argv) >= 6 and argv[1] == "compare" and (len(argv) - 3) % 3 == 0:
+        rest = argv[3:]
+        compare(int(argv[2]), [(rest[i], int(rest[i + 1]), int(rest[i + 2])) for i in range(0, len(rest), 3)])
+        return 0
     if len(argv) == 4 and argv[1] == "massif":
         massif(argv[2], int(argv[3]))
         return 0
