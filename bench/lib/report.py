@@ -124,42 +124,46 @@ def note(s):
     return ""
 
 
+def markdown(header, align, body):
+    """A markdown table: HEADER cells, ALIGN (one of `l`, `r` per column), rows of cells."""
+    rule = "|" + "|".join("---" if a == "l" else "--:" for a in align) + "|"
+    return "\n".join(["| " + " | ".join(header) + " |", rule] + ["| " + " | ".join(r) + " |" for r in body])
+
+
 def table(rows, scenario):
     stats = medians(rows, scenario)
     # Ratios to each reference client measured in this scenario.
     bases = [b for b in ("oha", "wrk") if stats.get(b, {}).get("ok")]
-    head = "| client | req/s | CPU µs/req | peak RSS MiB |"
-    head += "".join(f" CPU ×{b} |" for b in bases) + "".join(f" req/s ×{b} |" for b in bases) + " note |"
-    lines = [head, "|---|--:|--:|--:|" + "--:|" * (2 * len(bases)) + "---|"]
+    header = ["client", "req/s", "CPU µs/req", "peak RSS MiB"]
+    header += [f"CPU ×{b}" for b in bases] + [f"req/s ×{b}" for b in bases] + ["note"]
+    body = []
     for c in ordered(stats):
         s = stats[c]
         if not s["ok"]:
-            lines.append(f"| {NAMES.get(c, c)} |" + " — |" * (3 + 2 * len(bases)) + " every run failed |")
+            body.append([NAMES.get(c, c)] + ["—"] * (3 + 2 * len(bases)) + ["every run failed"])
             continue
-        cells = [num(s["rps"]), num(s["cpu_us"], 1), num(s["rss_mib"], 1)]
+        cells = [NAMES.get(c, c), num(s["rps"]), num(s["cpu_us"], 1), num(s["rss_mib"], 1)]
         cells += [ratio(s["cpu_us"], stats[b]["cpu_us"]) for b in bases]
         cells += [ratio(s["rps"], stats[b]["rps"]) for b in bases]
-        lines.append(f"| {NAMES.get(c, c)} | " + " | ".join(cells) + f" | {note(s)} |")
-    return "\n".join(lines)
+        body.append(cells + [note(s)])
+    return markdown(header, "lrrr" + "r" * 2 * len(bases) + "l", body)
 
 
 def inflight(rows, scenario):
     stats = medians(rows, scenario)
     oha = stats.get("oha", {})
-    lines = [
-        "| client | wall s | peak RSS MiB | CPU s | wall ×oha | RSS ×oha | note |",
-        "|---|--:|--:|--:|--:|--:|---|",
-    ]
+    body = []
     for c in ordered(stats):
         s = stats[c]
         if not s["ok"]:
-            lines.append(f"| {NAMES.get(c, c)} | — | — | — | — | — | every run failed |")
+            body.append([NAMES.get(c, c)] + ["—"] * 5 + ["every run failed"])
             continue
-        lines.append(
-            f"| {NAMES.get(c, c)} | {num(s['wall'], 2)} | {num(s['rss_mib'], 1)} | {num(s['cpu_s'], 2)} "
-            f"| {ratio(s['wall'], oha.get('wall'))} | {ratio(s['rss_mib'], oha.get('rss_mib'))} | {note(s)} |"
+        body.append(
+            [NAMES.get(c, c), num(s["wall"], 2), num(s["rss_mib"], 1), num(s["cpu_s"], 2)]
+            + [ratio(s["wall"], oha.get("wall")), ratio(s["rss_mib"], oha.get("rss_mib")), note(s)]
         )
-    return "\n".join(lines)
+    header = ["client", "wall s", "peak RSS MiB", "CPU s", "wall ×oha", "RSS ×oha", "note"]
+    return markdown(header, "lrrrrrl", body)
 
 
 def inputs(rows, scenario):
@@ -167,31 +171,31 @@ def inputs(rows, scenario):
     if not runs:
         return "(no runs)"
     smallest = runs[0]
-    lines = [
-        "| input lines | ok | wall s | req/s | CPU µs/req | peak RSS MiB | RSS ×smallest |",
-        "|--:|--:|--:|--:|--:|--:|--:|",
+    body = [
+        [
+            f"{r['requests']:,}",
+            f"{r['ok']:,}",
+            f"{r['wall']:.2f}",
+            num(r["ok"] / r["wall"]),
+            num(r["cpu"] * 1e6 / max(r["ok"], 1), 1),
+            f"{r['rss'] / 1024:.1f}",
+            f"{r['rss'] / smallest['rss']:.2f}×",
+        ]
+        for r in runs
     ]
-    for r in runs:
-        lines.append(
-            f"| {r['requests']:,} | {r['ok']:,} | {r['wall']:.2f} | {num(r['ok'] / r['wall'])} "
-            f"| {num(r['cpu'] * 1e6 / max(r['ok'], 1), 1)} | {r['rss'] / 1024:.1f} "
-            f"| {r['rss'] / smallest['rss']:.2f}× |"
-        )
-    return "\n".join(lines)
+    header = ["input lines", "ok", "wall s", "req/s", "CPU µs/req", "peak RSS MiB", "RSS ×smallest"]
+    return markdown(header, "rrrrrrr", body)
 
 
 def server(rows, scenario):
     stats = medians(rows, scenario)
     base = stats.get("nginx", {})
-    lines = [
-        "| server (one core) | req/s (wrk -t1 -c64) | ×nginx | note |",
-        "|---|--:|--:|---|",
-    ]
+    body = []
     for c in ordered(stats):
         s = stats[c]
         name = "**outofsync serve --threads 1** `/json`" if c == "outofsync" else NAMES.get(c, c)
-        lines.append(f"| {name} | {num(s.get('rps'))} | {ratio(s.get('rps'), base.get('rps'))} | {note(s)} |")
-    return "\n".join(lines)
+        body.append([name, num(s.get("rps")), ratio(s.get("rps"), base.get("rps")), note(s)])
+    return markdown(["server (one core)", "req/s (wrk -t1 -c64)", "×nginx", "note"], "lrrl", body)
 
 
 # (label, scenario, metric, baseline client, comparison, limit)
@@ -207,27 +211,25 @@ TARGETS = [
 
 
 def targets(rows):
-    lines = ["| target | measured | limit | met |", "|---|--:|--:|:-:|"]
+    body = []
     for label, scenario, metric, base, op, limit in TARGETS:
         stats = medians(rows, scenario)
         label = label.format(n=f"{stats.get('outofsync', {}).get('requests', 0):,}")
         mine, theirs = stats.get("outofsync", {}).get(metric), stats.get(base, {}).get(metric)
-        if mine is None or theirs is None or not theirs:
-            lines.append(f"| {label} | not measured | {op.replace('<=', '≤ ').replace('>=', '≥ ')}{limit}× | — |")
+        bound = f"{'≤' if op == '<=' else '≥'} {limit}×"
+        if mine is None or not theirs:
+            body.append([label, "not measured", bound, "—"])
             continue
         r = mine / theirs
         met = r <= limit if op == "<=" else r >= limit
-        sign = "≤ " if op == "<=" else "≥ "
-        lines.append(f"| {label} | {r:.2f}× | {sign}{limit}× | {'yes' if met else '**no**'} |")
+        body.append([label, f"{r:.2f}×", bound, "yes" if met else "**no**"])
     runs = sorted((r for r in rows if r["scenario"] == "inputs"), key=lambda r: r["requests"])
     if len(runs) >= 2:
         small, large = runs[0], runs[-1]
         r = large["rss"] / small["rss"]
-        lines.append(
-            f"| Peak RSS, {large['requests']:,}-line input vs {small['requests']:,} | {r:.2f}× | ≤ 1.2× "
-            f"| {'yes' if r <= 1.2 else '**no**'} |"
-        )
-    return "\n".join(lines)
+        label = f"Peak RSS, {large['requests']:,}-line input vs {small['requests']:,}"
+        body.append([label, f"{r:.2f}×", "≤ 1.2×", "yes" if r <= 1.2 else "**no**"])
+    return markdown(["target", "measured", "limit", "met"], "lrrl", body)
 
 
 def splice(path, name, md_path):
