@@ -37,6 +37,7 @@ pub use config::{BodyMode, Config, HttpVersion, Rate, Resolve, RetryPolicy, Stat
 pub use drive::{Order, RunOptions};
 pub use filter::{FilterError, JqFilter};
 pub use paginate::Paginate;
+pub use payload::classify as classify_body;
 pub use retry::{RETRYABLE_STATUSES, is_idempotent};
 pub use shutdown::Shutdown;
 

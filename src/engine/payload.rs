@@ -9,7 +9,14 @@ use serde::de::IgnoredAny;
 use super::config::BodyMode;
 use crate::record::Payload;
 
-/// Turns a decoded body into what the record keeps; `Err` is a `decode` failure message.
+/// Turns a decoded body into what a [`Record`](crate::Record) keeps of it, as [`Fetcher`](crate::Fetcher)
+/// does: JSON is validated and kept as its own text on one line, other UTF-8 as text, the rest as bytes.
+///
+/// Public so that a client other than the engine's (the lab's blocking client) builds the very same
+/// records.
+///
+/// # Errors
+/// The message of a `decode` failure: `mode` is [`BodyMode::Json`] and the body is not JSON.
 pub fn classify(body: Vec<u8>, mode: BodyMode) -> Result<Payload, String> {
     if mode == BodyMode::None || body.is_empty() {
         return Ok(Payload::None);
