@@ -27,6 +27,31 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the tokio runtime")
 }
 
+/// Raises the soft limit on open files to the hard limit, for the commands that hold a socket per
+/// request in flight (10,000 in the lab, where many systems start processes at 1,024). A refusal is
+/// not fatal: the command then runs with the limit it has, and says so at `-v`.
+fn raise_open_files_limit() {
+    // SAFETY: get/setrlimit read and write only the struct passed to them.
+    let (before, after) = unsafe {
+        let mut limit: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            tracing::info!("cannot read the open-file limit: {}", std::io::Error::last_os_error());
+            return;
+        }
+        let before = limit.rlim_cur;
+        limit.rlim_cur = limit.rlim_max;
+        if before < limit.rlim_max && libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+            tracing::info!(
+                "cannot raise the open-file limit from {before}: {}",
+                std::io::Error::last_os_error()
+            );
+            return;
+        }
+        (before, limit.rlim_cur)
+    };
+    tracing::info!("open-file limit: {after} (was {before})");
+}
+
 /// Prints the summary on stderr (unless quiet) and writes it as JSON if asked.
 fn report(summary: &Summary, quiet: bool, json: Option<&Path>) -> anyhow::Result<()> {
     if !quiet {
