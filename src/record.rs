@@ -9,6 +9,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use crate::request::RequestSpec;
+
 /// Why a request failed: a small, closed set, each with a clear message in [`RecordError`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -168,6 +170,21 @@ pub struct Record {
 impl Record {
     /// The most earlier attempts kept in `history`; older ones are dropped first.
     pub const HISTORY_LIMIT: usize = 16;
+
+    /// The record of a request about to be sent: what identifies it (position, line, `id`, `meta`,
+    /// URL, method), with its outcome still to be filled in. Every client starts a record here, so
+    /// that they all name a request the same way.
+    pub fn for_request(i: u64, spec: &RequestSpec) -> Self {
+        Self {
+            i,
+            line: spec.line,
+            id: spec.id.clone(),
+            meta: spec.meta.clone(),
+            url: Some(spec.url.to_string()),
+            method: Some(spec.method.to_string()),
+            ..Self::default()
+        }
+    }
 
     /// A failed record for input that never became a request.
     pub fn invalid(i: u64, line: Option<u64>, message: impl Into<String>) -> Self {

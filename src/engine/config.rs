@@ -94,6 +94,19 @@ impl Default for Config {
     }
 }
 
+impl Config {
+    /// The headers a request is sent with: its own, then every header of [`Config::headers`] whose
+    /// name it does not set.
+    pub fn headers_for(&self, mut own: HeaderMap) -> HeaderMap {
+        for (name, value) in &self.headers {
+            if !own.contains_key(name) {
+                own.insert(name.clone(), value.clone());
+            }
+        }
+        own
+    }
+}
+
 /// The headers every request carries unless it sets its own.
 pub fn default_headers() -> HeaderMap {
     use http::header::{ACCEPT, ACCEPT_ENCODING, HeaderValue, USER_AGENT};

@@ -36,21 +36,8 @@ impl<T: Exchange> Engine<T> {
     /// back before any wait, so a request waiting to retry holds no permit. The loop ends when an
     /// attempt succeeds, fails in a way not worth retrying, runs out of retries or of time.
     pub async fn execute(&self, i: u64, spec: RequestSpec) -> Done {
-        let mut record = Record {
-            i,
-            line: spec.line,
-            id: spec.id,
-            meta: spec.meta,
-            url: Some(spec.url.to_string()),
-            method: Some(spec.method.to_string()),
-            ..Record::default()
-        };
-        let mut headers = spec.headers;
-        for (name, value) in &self.config.headers {
-            if !headers.contains_key(name) {
-                headers.insert(name.clone(), value.clone());
-            }
-        }
+        let mut record = Record::for_request(i, &spec);
+        let headers = self.config.headers_for(spec.headers);
         let first = self.config.paginate.is_some().then(|| spec.url.clone());
         let mut hop = Hop { method: spec.method, url: spec.url, headers, body: spec.body };
         let mut visited = vec![hop.url.clone()];
