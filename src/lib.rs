@@ -12,10 +12,12 @@
 //! - [`pipeline`]: a whole run — input, engine, output — as `outofsync fetch` does it.
 //! - [`demo`]: the main job, end to end, on the built-in server.
 //! - [`server`]: the built-in JSON API that the demo, the tests, the lab and the benchmarks talk to.
+//! - [`lab`]: async against threads, measured: engines, workloads, metrics and the report.
 #![deny(missing_docs)]
 
 pub mod demo;
 pub mod engine;
+pub mod lab;
 pub mod output;
 pub mod pipeline;
 pub mod progress;

@@ -5,6 +5,7 @@ mod support;
 
 mod fetch;
 mod hostile;
+mod lab;
 mod library;
 mod ordered;
 mod pipelines;

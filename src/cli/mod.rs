@@ -6,12 +6,15 @@
 
 mod demo;
 mod fetch;
+mod lab;
 mod serve;
 
 use clap::{Parser, Subcommand};
 
 pub use demo::DemoArgs;
 pub use fetch::{FetchArgs, InputFormat};
+
+pub use lab::{LabArgs, LabWorkerArgs};
 pub use serve::ServeArgs;
 
 /// Fetch data from HTTP APIs asynchronously, fast, and without losing anything.
@@ -33,6 +36,11 @@ pub enum Command {
     Demo(DemoArgs),
     /// Fetch many requests concurrently; every request ends as exactly one JSON record.
     Fetch(Box<FetchArgs>),
+    /// Measure async against threads: the same requests run by five execution models.
+    Lab(LabArgs),
+    /// Measure one lab cell in this process (started by `outofsync lab`).
+    #[command(hide = true)]
+    LabWorker(LabWorkerArgs),
     /// Run the built-in JSON API server (the offline target of the demo, tests, lab and benchmarks).
     Serve(ServeArgs),
 }

@@ -2,6 +2,7 @@
 
 mod demo;
 mod fetch;
+mod lab;
 mod serve;
 mod signals;
 
@@ -18,6 +19,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Demo(args) => demo::run(args),
         Command::Fetch(args) => fetch::run(*args),
+        Command::Lab(args) => lab::run(args),
+        Command::LabWorker(args) => lab::run_worker(args),
         Command::Serve(args) => serve::run(args),
     }
 }
