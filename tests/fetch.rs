@@ -427,3 +427,31 @@ fn a_slow_stdin_is_fetched_line_by_line_not_held_back_for_a_batch() {
     drop(stdin);
     assert!(child.wait().unwrap().success());
 }
+
+#[test]
+fn a_concurrency_over_the_open_file_limit_is_lowered_to_fit_and_nothing_fails() {
+    let s = server();
+    let binary = assert_cmd::cargo::cargo_bin("outofsync");
+    let url = s.url("/json?id=[1-300]");
+    let under = |limit: u32, concurrency: &str| {
+        Command::new("sh")
+            .arg("-c")
+            .arg(format!("ulimit -n {limit} && exec \"$0\" \"$@\""))
+            .arg(&binary)
+            .args(["fetch", &url, "-c", concurrency, "--retries", "0"])
+            .env_clear()
+            .output()
+            .unwrap()
+    };
+    let over = under(64, "200");
+    let stderr = String::from_utf8_lossy(&over.stderr);
+    assert!(stderr.contains("WARNING: -c 200") && stderr.contains("running with -c 32"), "{stderr}");
+    assert!(over.status.success(), "no request failed for want of a descriptor: {stderr}");
+    let mut seen: Vec<u64> = records(&over.stdout).iter().map(|r| r["i"].as_u64().unwrap()).collect();
+    seen.sort_unstable();
+    assert_eq!(seen, (0..300).collect::<Vec<_>>(), "one record per input, whatever the limit");
+
+    let within = under(1024, "16");
+    assert!(within.status.success());
+    assert!(!String::from_utf8_lossy(&within.stderr).contains("WARNING"));
+}

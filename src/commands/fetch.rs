@@ -16,7 +16,9 @@ use super::signals::Signals;
 use crate::cli::{FetchArgs, InputFormat};
 
 pub fn run(args: FetchArgs) -> anyhow::Result<ExitCode> {
-    let config = config(&args)?;
+    let mut config = config(&args)?;
+    config.concurrency =
+        super::fit_open_files(config.concurrency, super::raise_open_files_limit(), args.quiet);
     let job = job(&args)?;
     if args.insecure {
         eprintln!(

@@ -33,13 +33,13 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 /// Raises the soft limit on open files to the hard limit, for the commands that hold a socket per
 /// request in flight (10,000 in the lab, where many systems start processes at 1,024). A refusal is
 /// not fatal: the command then runs with the limit it has, and says so at `-v`.
-fn raise_open_files_limit() {
+fn raise_open_files_limit() -> Option<u64> {
     // SAFETY: get/setrlimit read and write only the struct passed to them.
     let (before, after) = unsafe {
         let mut limit: libc::rlimit = std::mem::zeroed();
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
             tracing::info!("cannot read the open-file limit: {}", std::io::Error::last_os_error());
-            return;
+            return None;
         }
         let before = limit.rlim_cur;
         limit.rlim_cur = limit.rlim_max;
@@ -48,11 +48,34 @@ fn raise_open_files_limit() {
                 "cannot raise the open-file limit from {before}: {}",
                 std::io::Error::last_os_error()
             );
-            return;
+            return Some(before);
         }
         (before, limit.rlim_cur)
     };
     tracing::info!("open-file limit: {after} (was {before})");
+    Some(after)
+}
+
+/// The concurrency a client command can keep: `concurrency`, or fewer when that many connections
+/// cannot be open at once under the open-file `limit` — the requests beyond would fail to connect
+/// (`EMFILE`) instead of waiting their turn. Says so on stderr unless `quiet`.
+fn fit_open_files(concurrency: usize, limit: Option<u64>, quiet: bool) -> usize {
+    // Descriptors the process holds besides its sockets: stdio, the input and output files, the
+    // runtime's epoll and wake-up descriptors, with room to spare.
+    const RESERVED: u64 = 32;
+    let Some(limit) = limit else { return concurrency };
+    if concurrency as u64 + RESERVED <= limit {
+        return concurrency;
+    }
+    let fitted = limit.saturating_sub(RESERVED).max(1) as usize;
+    if !quiet {
+        eprintln!(
+            "outofsync: WARNING: -c {concurrency} needs about {} open files, but this process may open \
+             {limit} (ulimit -n); running with -c {fitted}. Raise the hard limit for more.",
+            concurrency as u64 + RESERVED
+        );
+    }
+    fitted
 }
 
 /// Prints the summary on stderr (unless quiet) and writes it as JSON if asked.
