@@ -258,7 +258,8 @@ fn bars(report: &LabReport) -> Result<String, String> {
             .margin(14)
             .x_label_area_size(48)
             .y_label_area_size(78)
-            .build_cartesian_2d((0..values.len()).into_segmented(), 0.0..top)
+            // plotters' segmented 0..n has n + 1 segments; a single bar still needs a range to stand in.
+            .build_cartesian_2d((0..values.len().max(2) - 1).into_segmented(), 0.0..top)
             .map_err(|e| e.to_string())?;
         chart
             .configure_mesh()
@@ -371,7 +372,7 @@ fn escape(text: &str) -> String {
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}\
 table{border-collapse:collapse;margin:1em 0;font-size:14px}th,td{border:1px solid #ccc;padding:4px 8px;\
-vertical-align:top;text-align:left}table.cells td{text-align:right}table.cells td:nth-child(2){text-align:left}\
+vertical-align:top;text-align:left}table.cells td{text-align:right}table.cells td:nth-child(2){text-align:left;white-space:nowrap}\
 .verdict{margin:.4em 0 0;color:#555;font-style:italic}figure{margin:1em 0}.note{color:#555;font-size:13px}";
 
 #[cfg(test)]
