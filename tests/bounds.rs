@@ -59,8 +59,8 @@ async fn fetch_all(fetcher: &Fetcher, urls: Vec<String>) -> Vec<Record> {
 
 /// Four bombs of 1 to 4 GiB decoded, fetched at once with a 4 MiB limit: each is refused as soon
 /// as its output crosses the limit, so the process grows by a few limits, not by gigabytes.
-/// (Chained codings are left to the hostile tests: the built-in server makes a chained bomb slowly,
-/// as its outer encoder holds back output until whole blocks of the inner one fill.)
+/// (Chained codings are left to the hostile tests: compressing the output of a compressor is slow
+/// work for the built-in server, which would make this test measure the server.)
 fn bombs_are_refused_in_bounded_memory(runtime: &tokio::runtime::Runtime) -> String {
     let server = support::server();
     let limit = 4 << 20;

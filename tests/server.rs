@@ -206,6 +206,24 @@ fn bomb_is_small_on_the_wire_and_decodes_to_its_size() {
 }
 
 #[test]
+fn a_chained_bomb_starts_at_once_and_stops_when_its_client_leaves() {
+    // Two codings squeeze 64 GiB into a few kilobytes: unless the server flushes its encoders as
+    // it goes, the first byte would wait until the whole bomb was compressed, minutes of a thread.
+    let s = server();
+    let started = Instant::now();
+    let mut response = http().get(&s.url("/bomb?encoding=gzip,gzip&size=68719476736")).call().unwrap();
+    let mut first = [0u8; 1024];
+    let n = response.body_mut().as_reader().read(&mut first).unwrap();
+    assert!(n > 0);
+    assert!(started.elapsed() < Duration::from_secs(30), "first bytes after {:?}", started.elapsed());
+    drop(response);
+    // The client is gone: the server goes on answering (a thread stuck compressing would not).
+    for _ in 0..8 {
+        assert_eq!(get_json(&s.url("/json")).0, 200);
+    }
+}
+
+#[test]
 fn bytes_are_seeded_and_exact() {
     let s = server();
     let (status, headers, first) = get(&s.url("/bytes/100000"));

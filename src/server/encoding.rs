@@ -222,9 +222,15 @@ pub fn bomb(query: &Query) -> Outcome {
         sink: Sink,
         started: bool,
         fill: u64,
+        /// Input written since the chain last emitted anything.
+        unsent: u64,
     }
     static AS: [u8; 256 * 1024] = [b'A'; 256 * 1024];
-    let state = Bomb { top: Some(top), sink, started: false, fill };
+    // A chain of codings emits a few bytes per gigabyte: without a flush now and then, one poll
+    // would compress the whole bomb (seconds of a server thread) before the first byte went out,
+    // and a client that gave up long ago could not stop it.
+    const FLUSH_EVERY: u64 = 16 << 20;
+    let state = Bomb { top: Some(top), sink, started: false, fill, unsent: 0 };
     let body = stream::try_unfold(state, |mut s| async move {
         loop {
             let Some(top) = s.top.as_mut() else { return Ok(None) };
@@ -235,12 +241,17 @@ pub fn bomb(query: &Query) -> Outcome {
                 let n = s.fill.min(AS.len() as u64) as usize;
                 top.write_all(&AS[..n])?;
                 s.fill -= n as u64;
+                s.unsent += n as u64;
+                if s.unsent >= FLUSH_EVERY {
+                    top.flush()?;
+                }
             } else {
                 top.write_all(FOOT)?;
                 s.top.take().expect("checked above").finish()?;
             }
             let out = s.sink.take();
             if !out.is_empty() {
+                s.unsent = 0;
                 return Ok(Some((Bytes::from(out), s)));
             }
         }
