@@ -4,6 +4,7 @@
 //! Validation happens here, before anything is parsed leniently: control characters in a URL or a
 //! header are refused, never stripped (the `url` crate would silently drop a tab or a newline).
 
+mod absolute;
 pub mod glob;
 mod line;
 pub mod reader;
@@ -189,7 +190,7 @@ pub fn parse_url(raw: &str) -> Result<Url, String> {
     if raw.contains(' ') {
         return Err(format!("URL contains a space (percent-encode it as %20): {}", quote(raw)));
     }
-    let url = Url::parse(raw).map_err(|e| match e {
+    let url = absolute::parse(raw).map_err(|e| match e {
         url::ParseError::RelativeUrlWithoutBase => format!("relative URL without a base: {}", quote(raw)),
         e => format!("bad URL {}: {e}", quote(raw)),
     })?;
