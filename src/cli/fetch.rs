@@ -22,7 +22,7 @@ pub struct FetchArgs {
     #[arg(value_name = "INPUT")]
     pub inputs: Vec<String>,
 
-    /// Requests in flight at once.
+    /// Requests in flight at once (lowered, with a warning, to what the open-file limit allows).
     #[arg(short = 'c', long, value_name = "N", default_value_t = 64, help_heading = "Limits")]
     pub concurrency: usize,
     /// Requests in flight at once to one host (scheme, name and port) [default: no extra limit].
