@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::support::tls::TlsServer;
-use crate::support::{by_i, get_json, outofsync, records, records_in, server};
+use crate::support::{by_i, get_json, outofsync, records, records_in, server, spawn_first_line};
 
 #[test]
 fn ten_thousand_inputs_make_ten_thousand_records_with_every_index_once() {
@@ -237,15 +237,7 @@ fn an_existing_output_is_not_appended_to_unless_told() {
 #[test]
 fn a_closed_stdout_pipe_is_not_an_error() {
     let s = server();
-    let mut child = Command::new(assert_cmd::cargo::cargo_bin("outofsync"))
-        .args(["fetch", "-q", "-c", "4", &s.url("/json?id=[1-100000]")])
-        .env_clear()
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    let (mut child, first) = spawn_first_line(&["fetch", "-q", "-c", "4", &s.url("/json?id=[1-100000]")]);
     assert!(first.starts_with("{\"i\":"));
     // The reader is gone now (like `| head -1`).
     let start = Instant::now();

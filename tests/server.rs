@@ -320,17 +320,7 @@ async fn http2_with_prior_knowledge_is_served() {
 
 #[test]
 fn serve_prints_its_address_serves_and_stops_cleanly_on_sigterm() {
-    use std::io::BufRead;
-    use std::process::{Command, Stdio};
-    let mut child = Command::new(assert_cmd::cargo::cargo_bin("outofsync"))
-        .args(["serve", "--port", "0", "--threads", "1"])
-        .env_clear()
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    let (child, first) = crate::support::spawn_first_line(&["serve", "--port", "0", "--threads", "1"]);
     let base = first.trim().strip_prefix("listening on ").expect("first line names the address").to_owned();
     assert!(base.starts_with("http://127.0.0.1:") && !base.ends_with(":0"), "{base}");
     assert_eq!(get_json(&format!("{base}/json?id=5")).1["id"], 5);
@@ -341,20 +331,10 @@ fn serve_prints_its_address_serves_and_stops_cleanly_on_sigterm() {
         std::thread::spawn(move || get(&url).0)
     };
     std::thread::sleep(Duration::from_millis(150));
-    let pid = child.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    crate::support::signal(&child, libc::SIGTERM);
     assert_eq!(slow.join().unwrap(), 200);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "serve did not stop");
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    assert!(status.success(), "{status:?}");
-    let mut err = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    let (code, err) = crate::support::finish(child, Duration::from_secs(10));
+    assert_eq!(code, Some(0), "serve stops cleanly: {err}");
     assert!(!err.contains("panic"), "{err}");
     // Nothing listens any more.
     assert!(std::net::TcpStream::connect(base.trim_start_matches("http://")).is_err());

@@ -103,6 +103,23 @@ pub fn spawn(args: &[&str]) -> std::process::Child {
         .expect("the binary starts")
 }
 
+/// Starts the binary with `args` (stdout and stderr piped), reads the first line of its stdout,
+/// then closes its stdout, as `| head -1` would.
+pub fn spawn_first_line(args: &[&str]) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    use std::process::Stdio;
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("outofsync"))
+        .args(args)
+        .env_clear()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    (child, first)
+}
+
 /// Sends `signal` to a running child.
 pub fn signal(child: &std::process::Child, signal: i32) {
     let pid = libc::pid_t::try_from(child.id()).expect("pids fit");
