@@ -9,6 +9,7 @@
 //! inputs the output already records are left out by index before anything is sent. That is
 //! also what a resume assumes: the same input, in the same order (the manifest checks it).
 
+use std::collections::HashSet;
 use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -16,11 +17,12 @@ use std::time::Instant;
 
 use futures_util::{FutureExt, StreamExt, future, stream};
 
-use crate::engine::{Fetcher, Order, RunOptions, Shutdown};
+use crate::engine::{Fetcher, Order, RunOptions, Shutdown, is_idempotent};
 use crate::output::{
-    Destination, Done, Fsync, Journal, Manifest, OpenError, Resumed, Sink, Start, WriteError,
+    Destination, Done, Fsync, Journal, Manifest, OpenError, Resumed, SentLog, Sink, Start, WriteError,
 };
 use crate::progress::Progress;
+use crate::record::{ErrorKind, RecordError};
 use crate::request::{Input, InvalidInput, LineDefaults, Reader, Source, reader};
 use crate::stats::{Counters, Stats, Summary};
 
@@ -42,6 +44,11 @@ pub struct Job {
     /// Records in input order through a reorder window of this many requests; `None`: as each
     /// completes.
     pub ordered: Option<usize>,
+    /// `--at-most-once`: the log in which the fetcher notes each non-idempotent request before
+    /// sending it (its [`SentLog::hook`] must be the fetcher's `before_unsafe_send`). A resume
+    /// then ends each noted input that has no record as an `io` failure instead of sending it
+    /// again. Needs a file output.
+    pub at_most_once: Option<Arc<SentLog>>,
 }
 
 impl Job {
@@ -56,6 +63,7 @@ impl Job {
             start: Start::New,
             fsync: Fsync::Interval,
             ordered: None,
+            at_most_once: None,
         }
     }
 }
@@ -85,6 +93,9 @@ pub enum JobError {
     /// The records could not be written.
     #[error("{0}")]
     Output(WriteError),
+    /// The log of `--at-most-once` cannot be used.
+    #[error("--at-most-once: {0}")]
+    AtMostOnce(io::Error),
 }
 
 /// Runs `job` with `fetcher` to the end of its input.
@@ -102,6 +113,8 @@ pub struct Run<'a> {
     sink: Sink,
     done: Done,
     resumed: Option<Resumed>,
+    /// Under `--at-most-once`, the inputs an earlier run noted as sent.
+    noted: HashSet<u64>,
 }
 
 impl<'a> Run<'a> {
@@ -111,27 +124,47 @@ impl<'a> Run<'a> {
     /// An input file cannot be read, or the output cannot be used (held by another run, holds
     /// records, a resume the manifest refuses, a line that is not a record).
     pub async fn open(fetcher: &'a Fetcher, job: Job) -> Result<Run<'a>, JobError> {
+        let mut noted = HashSet::new();
         let (sink, done, resumed) = match &job.output {
             Destination::Stdout => {
                 if let Start::Resume(_) = job.start {
                     return Err(JobError::Open(OpenError::NotResumable { path: PathBuf::from("stdout") }));
                 }
+                if job.at_most_once.is_some() {
+                    return Err(JobError::AtMostOnce(io::Error::other("needs an output file (-o FILE)")));
+                }
                 (Sink::stdout().map_err(JobError::Output)?, Done::default(), None)
             }
             Destination::File(path) => {
-                let manifest =
+                let mut manifest =
                     Manifest::new(&job.sources, fetcher.config(), &job.defaults).map_err(JobError::Input)?;
-                let (path, start) = (path.clone(), job.start);
+                if job.at_most_once.is_some() {
+                    // A resume must keep the promise the first run made, and cannot make one it did not.
+                    manifest.options.insert("--at-most-once".to_owned(), "on".to_owned());
+                }
+                let (output, start) = (path.clone(), job.start);
                 // Reading a large output back takes a while: off the runtime's workers.
-                let journal = tokio::task::spawn_blocking(move || Journal::open(&path, start, &manifest))
+                let journal = tokio::task::spawn_blocking(move || Journal::open(&output, start, &manifest))
                     .await
                     .expect("opening the output does not panic")
                     .map_err(JobError::Open)?;
+                if let Some(log) = &job.at_most_once {
+                    if fetcher.config().before_unsafe_send.is_none() {
+                        return Err(JobError::AtMostOnce(io::Error::other(
+                            "the fetcher's before_unsafe_send is not the sent log's hook",
+                        )));
+                    }
+                    let (log, path, resume) = (log.clone(), path.clone(), matches!(start, Start::Resume(_)));
+                    noted = tokio::task::spawn_blocking(move || log.open(&path, resume))
+                        .await
+                        .expect("opening the sent log does not panic")
+                        .map_err(JobError::AtMostOnce)?;
+                }
                 let sink = Sink::file(journal.file, &job.output, job.fsync).map_err(JobError::Output)?;
                 (sink, journal.done, journal.resumed)
             }
         };
-        Ok(Run { fetcher, job, sink, done, resumed })
+        Ok(Run { fetcher, job, sink, done, resumed, noted })
     }
 
     /// What a resume found in the output, if this is one.
@@ -145,7 +178,7 @@ impl<'a> Run<'a> {
     /// # Errors
     /// The input cannot be read or the output cannot be written; records already written stay.
     pub async fn run(self, shutdown: &Shutdown) -> Result<Outcome, JobError> {
-        let Run { fetcher, job, mut sink, done, resumed } = self;
+        let Run { fetcher, job, mut sink, done, resumed, noted } = self;
         let started = Instant::now();
         let reader = Reader::spawn(job.sources.clone(), job.defaults.clone()).map_err(JobError::Input)?;
         let counters = Arc::new(Counters::default());
@@ -162,10 +195,11 @@ impl<'a> Run<'a> {
         }
 
         let (inputs, read_status) = reader.into_parts();
-        let max_pages = fetcher.config().max_pages;
-        let todo = inputs
-            .zip(stream::iter(0u64..))
-            .filter_map(move |(input, i)| future::ready(still_to_do(&done, i, input, max_pages)));
+        let (max_pages, paginated) = (fetcher.config().max_pages, fetcher.config().paginate.is_some());
+        let todo = inputs.zip(stream::iter(0u64..)).filter_map(move |(input, i)| {
+            let todo = still_to_do(&done, i, input, max_pages);
+            future::ready(todo.map(|(i, input)| (i, unsent_if_noted(&noted, paginated, i, input))))
+        });
         let order = match job.ordered {
             Some(window) => Order::Input { window },
             None => Order::Completion,
@@ -233,4 +267,23 @@ fn still_to_do(done: &Done, i: u64, input: Input, max_pages: u32) -> Option<(u64
         }
         Err(why) => Some((i, InvalidInput::new(format!("cannot go on with the walk: {why}")).into())),
     }
+}
+
+/// Under `--at-most-once`: an input that an interrupted run noted as sent, and whose method is
+/// not idempotent, ends as a failure instead of going out again.
+fn unsent_if_noted(noted: &HashSet<u64>, paginated: bool, i: u64, input: Input) -> Input {
+    if !noted.contains(&i) {
+        return input;
+    }
+    let (spec, page) = match input {
+        Input::Request(spec) if !is_idempotent(&spec.method) => (spec, 0),
+        Input::Page { spec, page } if !is_idempotent(&spec.method) => (spec, page),
+        other => return other,
+    };
+    let error = RecordError::new(
+        ErrorKind::Io,
+        "not sent again: an interrupted run may have sent it, and --at-most-once sends a \
+         non-idempotent request at most once",
+    );
+    Input::Unsent { spec, page: paginated.then_some(page), error }
 }

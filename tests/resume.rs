@@ -5,7 +5,9 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::support::{finish, indexes, outofsync, records_in, server, signal, spawn, whole_records};
+use crate::support::{
+    finish, get_json, indexes, outofsync, records_in, server, signal, spawn, whole_records,
+};
 
 /// Writes `n` request lines made by `line` into `dir/in.txt`.
 fn input(dir: &Path, n: u64, mut line: impl FnMut(u64) -> String) -> String {
@@ -283,4 +285,58 @@ fn retry_failed_fetches_failed_inputs_again_and_keeps_one_record_each() {
         !dir.path().join("out.jsonl.retry.tmp").exists(),
         "the rewrite's file was renamed over the output"
     );
+}
+
+#[test]
+fn at_most_once_never_sends_a_post_twice_across_a_kill() {
+    let s = server();
+    let dir = tempfile::tempdir().unwrap();
+    // Four slow POSTs first, in flight when the process is killed; then sixteen quick ones.
+    let input = input(dir.path(), 20, |i| {
+        let path = if i < 4 { "/delay/5000".to_owned() } else { format!("/anything/{i}") };
+        format!(r#"{{"url":"{}","method":"POST","body":"x"}}"#, s.url(&path))
+    });
+    let out = dir.path().join("out.jsonl");
+    let out_arg = out.to_str().unwrap();
+    // One slot more than the slow POSTs can take, so that the quick ones always get through.
+    let args = ["fetch", "-q", "-c", "5", "--at-most-once", "--resume", "-o", out_arg, &input];
+    let mut child = spawn(&args);
+    let started = Instant::now();
+    // Until the quick ones are recorded and the slow ones are all at the server.
+    while records_in_so_far(&out) < 16 || get_json(&s.url("/stats")).1["in_flight"] != 4 {
+        assert!(started.elapsed() < Duration::from_secs(30), "the first run did not get that far");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let noted = std::fs::read_to_string(dir.path().join("out.jsonl.sent")).unwrap();
+    let noted: HashSet<u64> = noted.lines().map(|l| l.parse().unwrap()).collect();
+    assert_eq!(noted, (0..20).collect(), "each POST noted before it went out");
+
+    // Without the promise, the resume is refused: it would send those four again.
+    let refused = outofsync().args(["fetch", "-q", "--resume", "-o", out_arg, &input]).output().unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--at-most-once"));
+
+    let (code, err) = finish(spawn(&args), Duration::from_secs(60));
+    assert_eq!(code, Some(1), "four failures: {err}");
+    assert_exactly_once(&out, 20);
+    for record in records_in(&out) {
+        let i = record["i"].as_u64().unwrap();
+        if i < 4 {
+            assert_eq!(record["error"]["kind"], "io", "{record}");
+            assert!(record["error"]["message"].as_str().unwrap().contains("not sent again"), "{record}");
+            assert_eq!(record["method"], "POST");
+            assert!(record["url"].as_str().unwrap().ends_with("/delay/5000"));
+        } else {
+            assert_eq!(record["ok"], true, "{record}");
+        }
+    }
+    // The server saw each slow POST once: none was sent again.
+    assert_eq!(get_json(&s.url("/stats")).1["by_path"]["/delay/5000"], 4);
+}
+
+/// The whole records in `out` so far (none if it does not exist yet).
+fn records_in_so_far(out: &Path) -> usize {
+    if out.exists() { whole_records(out).0.len() } else { 0 }
 }

@@ -205,6 +205,12 @@ pub struct FetchArgs {
     /// stdin, which cannot be checked; the input must still be the same, in the same order.
     #[arg(long, requires = "resume", help_heading = "Interruptions")]
     pub assume_same_input: bool,
+    /// Never send a POST, PATCH or other non-idempotent request twice, even across a crash: each
+    /// is noted in OUTPUT.sent (synced, unless --fsync never) before it is sent, and a --resume
+    /// ends each noted input that has no record as an `io` failure instead of sending it again
+    /// (--retry-failed does not resend those either). A resume must repeat it.
+    #[arg(long, requires = "output", help_heading = "Interruptions")]
+    pub at_most_once: bool,
     /// On SIGINT or SIGTERM: stop reading input, give the requests in flight this long, then
     /// cancel the rest (they get no record, so --resume fetches them). A second signal quits at once.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration, help_heading = "Interruptions")]

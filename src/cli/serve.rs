@@ -34,7 +34,7 @@ Endpoints (JSON bodies unless noted; bad parameters get a 4xx with a JSON error)
   GET  /json[?id=N][&size=BYTES]        a ~300-byte document; id echoed; padded up to 64 MiB
   GET  /items?page=N&per_page=M&total=T  a page of a collection, with `next` and a Link header
                                          (cursor=cN is page=N; cycle=N links page N back to 1)
-  GET  /delay/{ms}                       answers after ms milliseconds (at most 10 minutes)
+  ANY  /delay/{ms}                       answers after ms milliseconds (at most 10 minutes)
   GET  /status/{code}                    answers with that status
   GET  /flaky/{k}?key=K                  503 for the first k requests with key K, then 200
   GET  /flaky?p=P                        503 with probability P (seeded)

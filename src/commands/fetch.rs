@@ -8,7 +8,7 @@ use bytes::Bytes;
 use http::header::{ACCEPT, CONTENT_TYPE, HeaderValue, USER_AGENT};
 use outofsync::Fetcher;
 use outofsync::engine::{BodyMode, Config, HttpVersion, JqFilter, Paginate, RetryPolicy, Shutdown};
-use outofsync::output::{Destination, ResumeOptions, Resumed, Start};
+use outofsync::output::{Destination, Fsync, ResumeOptions, Resumed, SentLog, Start};
 use outofsync::pipeline::{self, Job};
 use outofsync::request::{LineDefaults, RowFormat, RowTemplates, Rows, Source, parse_header_line};
 
@@ -19,7 +19,12 @@ pub fn run(args: FetchArgs) -> anyhow::Result<ExitCode> {
     let mut config = config(&args)?;
     config.concurrency =
         super::fit_open_files(config.concurrency, super::raise_open_files_limit(), args.quiet);
-    let job = job(&args)?;
+    let mut job = job(&args)?;
+    if args.at_most_once {
+        let log = SentLog::new(args.fsync != Fsync::Never);
+        config.before_unsafe_send = Some(log.hook());
+        job.at_most_once = Some(log);
+    }
     if args.insecure {
         eprintln!(
             "outofsync: WARNING: --insecure: TLS certificates are NOT verified; \

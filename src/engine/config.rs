@@ -63,6 +63,34 @@ pub struct Config {
     pub paginate: Option<Paginate>,
     /// The most pages walked per input. Default: 1000.
     pub max_pages: u32,
+    /// Called right before a request whose method is not idempotent is sent for the first time.
+    /// Default: none. See [`SendHook`].
+    pub before_unsafe_send: Option<SendHook>,
+}
+
+/// What [`Config::before_unsafe_send`] calls, with the request's input index (`record.i`), right
+/// before a POST, PATCH or other non-idempotent request first goes out — once per request, not
+/// per retry or redirect. An error keeps the request from being sent: it ends as an `io` failure
+/// with that message and `attempts: 0`. `outofsync fetch --at-most-once` notes each index on disk
+/// here, so that a resume never sends such a request twice.
+#[derive(Clone)]
+pub struct SendHook(std::sync::Arc<dyn Fn(u64) -> Result<(), String> + Send + Sync>);
+
+impl SendHook {
+    /// A hook that calls `f`.
+    pub fn new(f: impl Fn(u64) -> Result<(), String> + Send + Sync + 'static) -> Self {
+        Self(std::sync::Arc::new(f))
+    }
+
+    pub(crate) fn call(&self, i: u64) -> Result<(), String> {
+        (self.0)(i)
+    }
+}
+
+impl fmt::Debug for SendHook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SendHook(..)")
+    }
 }
 
 impl Default for Config {
@@ -90,6 +118,7 @@ impl Default for Config {
             filter: None,
             paginate: None,
             max_pages: 1000,
+            before_unsafe_send: None,
         }
     }
 }

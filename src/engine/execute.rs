@@ -60,6 +60,13 @@ impl<T: Exchange> Engine<T> {
             };
             let now = Instant::now();
             let (_, deadline) = *clock.get_or_insert((now, now + self.config.deadline));
+            if record.attempts == 0
+                && let Some(hook) = &self.config.before_unsafe_send
+                && !retry::is_idempotent(&hop.method)
+                && let Err(why) = hook.call(i)
+            {
+                break (Err(Failure::new(ErrorKind::Io, format!("not sent: {why}"))), None);
+            }
             if attempt_start.is_none() {
                 record.attempts += 1;
                 attempt_start = Some(now);

@@ -33,7 +33,9 @@ use std::time::Duration;
 
 use futures_util::{Stream, StreamExt, stream};
 
-pub use config::{BodyMode, Config, HttpVersion, Rate, Resolve, RetryPolicy, StatusRanges, default_headers};
+pub use config::{
+    BodyMode, Config, HttpVersion, Rate, Resolve, RetryPolicy, SendHook, StatusRanges, default_headers,
+};
 pub use drive::{Order, RunOptions};
 pub use filter::{FilterError, JqFilter};
 pub use paginate::Paginate;

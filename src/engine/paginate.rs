@@ -139,6 +139,10 @@ impl Engine {
                 _ = out.send(Record::invalid(i, invalid.line, invalid.message)).await;
                 return;
             }
+            Input::Unsent { spec, page, error } => {
+                _ = out.send(Record { page, error: Some(error), ..Record::for_request(i, &spec) }).await;
+                return;
+            }
             Input::Request(spec) => (*spec, 0),
             Input::Page { spec, page } => (*spec, page),
         };

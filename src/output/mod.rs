@@ -9,6 +9,7 @@
 mod journal;
 mod manifest;
 pub mod scan;
+mod sent;
 mod sink;
 
 use std::io;
@@ -17,6 +18,7 @@ use std::path::PathBuf;
 pub use journal::{Journal, OpenError, ResumeOptions, Resumed, Start};
 pub use manifest::{InputIdentity, Manifest, Mismatch};
 pub use scan::{Done, scan};
+pub use sent::SentLog;
 pub use sink::{Fsync, SYNC_INTERVAL, SYNC_RECORDS, Sink, WriterGone};
 
 /// Where the records are written.

@@ -142,6 +142,17 @@ pub enum Input {
     },
     /// Input that ends as an `invalid_request` record without sending anything.
     Invalid(InvalidInput),
+    /// A request that is not to be sent and ends as a record with this error — under
+    /// `--at-most-once`, one that an interrupted run may already have sent. `page` is the page
+    /// number its record carries (when paginating).
+    Unsent {
+        /// The request, which names the record (URL, method, `id`, `meta`, line).
+        spec: Box<RequestSpec>,
+        /// The page number of its record, when paginating.
+        page: Option<u32>,
+        /// Why it is not sent.
+        error: crate::record::RecordError,
+    },
 }
 
 impl From<RequestSpec> for Input {

@@ -65,6 +65,10 @@ async fn route(state: &State, parts: &http::request::Parts, body: Incoming, host
     if first == "anything" {
         return echo::anything(parts, body).await;
     }
+    // Any method may be slow (as httpbin's): a POST in flight is what `--at-most-once` is about.
+    if let ("delay", Some(ms)) = (first, rest) {
+        return timing::delay(ms).await;
+    }
     let known = matches!(
         (first, rest),
         ("json" | "items" | "flaky" | "ratelimit" | "redirect-to" | "drip" | "endless" | "bomb", None)
@@ -80,7 +84,6 @@ async fn route(state: &State, parts: &http::request::Parts, body: Incoming, host
     match (first, rest) {
         ("json", None) => json::document(&state.docs, &query),
         ("items", None) => json::items(&query, host),
-        ("delay", Some(ms)) => timing::delay(ms).await,
         ("drip", None) => timing::drip(&query),
         ("endless", None) => timing::endless(),
         ("status", Some(code)) => status::status(code),

@@ -373,3 +373,35 @@ async fn a_redirect_is_a_step_of_the_attempt_and_history_is_bounded() {
     let record = run(&engine, Method::GET, url).await;
     assert_eq!((record.attempts, record.history.len()), (41, Record::HISTORY_LIMIT));
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_unsafe_send_hook_runs_once_per_non_idempotent_request_and_can_stop_it() {
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    let hook = {
+        let calls = calls.clone();
+        crate::engine::SendHook::new(move |i| {
+            calls.lock().unwrap().push(i);
+            if i == 9 { Err("disk full".to_owned()) } else { Ok(()) }
+        })
+    };
+    let retry = RetryPolicy { non_idempotent: true, ..config().retry };
+    let scripted = Scripted::new()
+        .script("http://a.test/post", [status(503), status(200)])
+        .script("http://a.test/get", [status(200)]);
+    let config = Config { retry, before_unsafe_send: Some(hook), ..config() };
+    let engine = engine_with(config, scripted);
+
+    // A POST retried once: noted once, before its first attempt.
+    let post = engine.execute(4, RequestSpec::new(Method::POST, "http://a.test/post").unwrap()).await.record;
+    assert_eq!((post.ok, post.attempts), (true, 2));
+    // A GET is never noted.
+    assert!(engine.execute(5, RequestSpec::get("http://a.test/get").unwrap()).await.record.ok);
+    assert_eq!(*calls.lock().unwrap(), [4]);
+    // When the hook refuses, nothing is sent.
+    let refused =
+        engine.execute(9, RequestSpec::new(Method::POST, "http://a.test/post").unwrap()).await.record;
+    let error = refused.error.unwrap();
+    assert_eq!((error.kind, refused.attempts), (ErrorKind::Io, 0));
+    assert!(error.message.contains("disk full"), "{}", error.message);
+    assert_eq!(engine.transport.sent("http://a.test/post").len(), 2, "the refused POST never went out");
+}

@@ -78,6 +78,9 @@ impl BlockingClient {
             Input::Request(spec) => self.execute(i, *spec),
             // The lab never paginates; a continued walk is fetched as the one page it names.
             Input::Page { spec, page } => Record { page: Some(page), ..self.execute(i, *spec) },
+            Input::Unsent { spec, page, error } => {
+                Record { page, error: Some(error), ..Record::for_request(i, &spec) }
+            }
         }
     }
 
