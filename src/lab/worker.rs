@@ -92,7 +92,7 @@ pub fn measure(cell: &Cell) -> Result<Measurement, LabError> {
         usage,
         rss_start: start.rss,
         rss_peak: end.peak_rss.max(start.rss),
-        threads: peaks.threads,
+        threads: peaks.threads.max(tally.threads_seen()),
         fds: peaks.fds.saturating_sub(fds_before),
         open_files_limit: metrics::open_files_limit().0,
     })

@@ -200,6 +200,8 @@ pub struct Tally {
     counts: Mutex<Counts>,
     in_flight: AtomicU64,
     most_in_flight: AtomicU64,
+    /// The most OS threads an engine saw at a new most in flight (see [`Tally::saw_threads`]).
+    most_threads_seen: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -258,14 +260,27 @@ impl Tally {
             }),
             in_flight: AtomicU64::new(0),
             most_in_flight: AtomicU64::new(0),
+            most_threads_seen: AtomicU64::new(0),
         }
     }
 
     /// A request starts: the engine has handed it to its client. Every engine calls this at the
-    /// same point, so that "in flight" means the same in all of them.
-    pub fn begin(&self) {
+    /// same point, so that "in flight" means the same in all of them. True when this makes a new
+    /// most in flight.
+    pub fn begin(&self) -> bool {
         let now = self.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
-        self.most_in_flight.fetch_max(now, Ordering::Relaxed);
+        self.most_in_flight.fetch_max(now, Ordering::Relaxed) < now
+    }
+
+    /// The OS's thread count, read by an engine at a new most in flight: the sampler reads it
+    /// every tick and, on a busy machine, can miss the moment of the peak.
+    pub fn saw_threads(&self, threads: u64) {
+        self.most_threads_seen.fetch_max(threads, Ordering::Relaxed);
+    }
+
+    /// The most threads passed to [`Tally::saw_threads`].
+    pub fn threads_seen(&self) -> u64 {
+        self.most_threads_seen.load(Ordering::Relaxed)
     }
 
     /// A request ended: its record is back from the client (its work comes after).

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 
 use super::{BlockingClient, EngineError, Job, Tally};
+use crate::lab::metrics::Status;
 
 /// Runs `job` on `min(pool_size, concurrency)` threads.
 pub(super) fn run(job: Arc<Job>, tally: Arc<Tally>) -> Result<(), EngineError> {
@@ -33,6 +34,11 @@ pub(super) fn run(job: Arc<Job>, tally: Arc<Tally>) -> Result<(), EngineError> {
                     }
                 })
                 .map_err(|source| EngineError::Thread { number, source })?;
+        }
+        // Every thread of the pool is alive now (none ends before the queue is empty): counted
+        // here for certain, where the sampler could miss them on a starved machine.
+        if let Ok(status) = Status::read() {
+            tally.saw_threads(status.threads.saturating_sub(1));
         }
         Ok(())
     })

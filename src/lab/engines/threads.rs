@@ -7,6 +7,7 @@ use std::sync::mpsc;
 use std::thread;
 
 use super::{BlockingClient, EngineError, Job, Tally};
+use crate::lab::metrics::Status;
 
 /// Runs `job` with a thread per request, `job.concurrency` at a time.
 pub(super) fn run(job: Arc<Job>, tally: Arc<Tally>) -> Result<(), EngineError> {
@@ -24,7 +25,14 @@ pub(super) fn run(job: Arc<Job>, tally: Arc<Tally>) -> Result<(), EngineError> {
             thread::Builder::new()
                 .stack_size(job.stack_size)
                 .spawn_scoped(scope, move || {
-                    tally.begin();
+                    // At each new most in flight, the OS's count of threads then (this one among
+                    // them, the sampler's not): the peak is seen for certain, at the price of at
+                    // most `concurrency` reads of /proc/self/status.
+                    if tally.begin()
+                        && let Ok(status) = Status::read()
+                    {
+                        tally.saw_threads(status.threads.saturating_sub(1));
+                    }
                     let record = client.fetch(i, job.workload.input(i));
                     tally.end();
                     job.finish(record, tally);
