@@ -317,9 +317,27 @@ impl Record {
         out.extend_from_slice(b"}\n");
     }
 
+    /// About how many bytes [`Record::write_json_line`] writes: enough to reserve once for a big
+    /// body instead of growing (and copying) the buffer on the way.
+    pub fn line_len_hint(&self) -> usize {
+        let payload = match &self.payload {
+            Payload::None => 0,
+            Payload::Json(json) => json.len(),
+            // Escapes make text longer; an eighth more covers typical text.
+            Payload::Text(text) => text.len() + text.len() / 8,
+            Payload::Binary(bytes) => bytes.len().div_ceil(3) * 4,
+        };
+        let strings = [&self.url, &self.final_url, &self.next, &self.method]
+            .into_iter()
+            .flatten()
+            .map(String::len)
+            .sum::<usize>();
+        256 + payload + strings + self.history.len() * 48 + self.meta.as_ref().map_or(0, |m| m.get().len())
+    }
+
     /// The record as one line of JSON, ending in `\n`.
     pub fn to_json_line(&self) -> String {
-        let mut out = Vec::with_capacity(256);
+        let mut out = Vec::with_capacity(self.line_len_hint());
         self.write_json_line(&mut out);
         String::from_utf8(out).expect("records are written as UTF-8")
     }

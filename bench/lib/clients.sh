@@ -32,6 +32,24 @@ run_client() {
       fi
       rm -f "$records" "$SCRATCH/summary.json"
       ;;
+    outofsync-no-body)
+      # The same run without the body's work: no JSON check, no body in the records.
+      local input records="$SCRATCH/records.jsonl"
+      input=$(url_file "$url" "$n")
+      rm -f "$records"
+      measure "$OUTOFSYNC" fetch "$input" -c "$c" -o "$records" --no-progress -q --body none
+      ok=$(grep -c '"ok":true' "$records" || true)
+      rm -f "$records"
+      ;;
+    write-only)
+      # No HTTP at all: the kernel's price of writing N bodies' bytes to a file, in 64 KiB writes,
+      # which is what outofsync's records of this scenario cost its writer at the least.
+      local size
+      size=$(curl -s "$url" | wc -c)
+      measure dd if=/dev/zero of="$SCRATCH/write-only.bin" bs="$size" count="$n" status=none
+      [[ $M_RC == 0 ]] && ok=$n
+      rm -f "$SCRATCH/write-only.bin"
+      ;;
     oha)
       measure "$OHA" -n "$n" -c "$c" --no-tui --output-format json "$url"
       ok=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["statusCodeDistribution"].get("200", 0))' "$M_OUT" 2>/dev/null || echo 0)

@@ -18,9 +18,11 @@ import statistics
 import sys
 from pathlib import Path
 
-ORDER = ["outofsync", "oha", "wrk", "curl", "aiohttp", "threads", "nginx"]
+ORDER = ["outofsync", "outofsync-no-body", "write-only", "oha", "wrk", "curl", "aiohttp", "threads", "nginx"]
 NAMES = {
     "outofsync": "**outofsync fetch**",
+    "outofsync-no-body": "outofsync fetch `--body none` (no JSON check, no body written)",
+    "write-only": "writing the bodies' bytes to a file, no HTTP (`dd`)",
     "oha": "oha",
     "wrk": "wrk",
     "curl": "curl --parallel",

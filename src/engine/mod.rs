@@ -26,6 +26,7 @@ mod redirect;
 mod retry;
 mod shutdown;
 mod tls;
+mod validate;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -1,12 +1,13 @@
 //! From decoded body bytes to the record's [`Payload`]: validate JSON, never rebuild it.
 //!
-//! A JSON body is checked (UTF-8, then a serde pass that builds nothing) and kept as its own text,
+//! A JSON body is checked (UTF-8, then a pass that builds nothing: the `validate` module) and kept as its own text,
 //! with line breaks — which JSON allows only as whitespace between tokens — turned into spaces so
 //! the record stays on one line.
 
 use serde::de::IgnoredAny;
 
 use super::config::BodyMode;
+use super::validate::is_json;
 use crate::record::Payload;
 
 /// Turns a decoded body into what a [`Record`](crate::Record) keeps of it, as [`Fetcher`](crate::Fetcher)
@@ -21,20 +22,27 @@ pub fn classify(body: Vec<u8>, mode: BodyMode) -> Result<Payload, String> {
     if mode == BodyMode::None || body.is_empty() {
         return Ok(Payload::None);
     }
-    // UTF-8 first (std's check runs at tens of GB/s): serde_json does not check the UTF-8 of
-    // strings it skips, and the record must stay UTF-8.
-    if let Err(e) = std::str::from_utf8(&body) {
-        return match mode {
-            BodyMode::Json => Err(format!("body is not JSON: not valid UTF-8 at byte {}", e.valid_up_to())),
-            _ => Ok(Payload::Binary(body)),
-        };
-    }
+    // UTF-8 first (std's check runs at tens of GB/s): the JSON check takes text, and the record
+    // must stay UTF-8.
+    let text = match std::str::from_utf8(&body) {
+        Ok(text) => text,
+        Err(e) => {
+            return match mode {
+                BodyMode::Json => {
+                    Err(format!("body is not JSON: not valid UTF-8 at byte {}", e.valid_up_to()))
+                }
+                _ => Ok(Payload::Binary(body)),
+            };
+        }
+    };
     let is_json = match mode {
-        BodyMode::Json => match serde_json::from_slice::<IgnoredAny>(&body) {
-            Ok(_) => true,
+        BodyMode::Json if is_json(text) => true,
+        // serde_json says where and why (it refuses exactly what `is_json` refuses).
+        BodyMode::Json => match serde_json::from_str::<IgnoredAny>(text) {
+            Ok(_) => unreachable!("the two JSON checks disagree on a body"),
             Err(e) => return Err(format!("body is not JSON: {e}")),
         },
-        BodyMode::Auto => looks_like_json(&body) && serde_json::from_slice::<IgnoredAny>(&body).is_ok(),
+        BodyMode::Auto => looks_like_json(&body) && is_json(text),
         _ => false,
     };
     let body = if is_json { one_line(body) } else { body };

@@ -140,6 +140,15 @@ impl Sink {
     /// # Errors
     /// The writer has stopped (its error comes from [`Sink::finish`]).
     pub async fn push(&mut self, record: &Record) -> Result<(), WriterGone> {
+        // A record that does not fit goes into a batch of its own, sized for it: growing the batch
+        // would copy what it holds (64 KiB and more per big body).
+        let len = record.line_len_hint();
+        if self.batch.bytes.len() + len > self.batch.bytes.capacity() {
+            self.flush().await?;
+            if self.batch.bytes.capacity() < len {
+                self.batch.bytes = Vec::with_capacity(len);
+            }
+        }
         record.write_json_line(&mut self.batch.bytes);
         self.batch.records += 1;
         if self.batch.bytes.len() >= BATCH { self.flush().await } else { Ok(()) }
