@@ -448,3 +448,45 @@ fn a_concurrency_over_the_open_file_limit_is_lowered_to_fit_and_nothing_fails() 
     assert!(within.status.success());
     assert!(!String::from_utf8_lossy(&within.stderr).contains("WARNING"));
 }
+
+/// Names of the threads of a running process.
+fn thread_names(pid: u32) -> Vec<String> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return Vec::new() };
+    tasks
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+        .map(|name| name.trim().to_owned())
+        .collect()
+}
+
+#[test]
+fn threads_sets_the_event_loop_threads_and_one_is_the_default() {
+    let s = server();
+    for (args, workers) in [(&[][..], 1), (&["--threads", "3"][..], 3)] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_outofsync"))
+            .args(["fetch", "-q", "-c", "4", "-o", "/dev/null"])
+            .args(args)
+            .arg(s.url("/delay/3000?n=[1-4]"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        let mut seen = 0;
+        // The runtime starts its workers before the first request; the requests then take 3 s.
+        while started.elapsed() < Duration::from_secs(2) {
+            seen = thread_names(child.id()).iter().filter(|n| n.as_str() == "outofsync-loop").count();
+            if seen >= workers {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        let after = thread_names(child.id()).iter().filter(|n| n.as_str() == "outofsync-loop").count();
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!((seen, after), (workers, workers), "{args:?}");
+    }
+    let refused = outofsync().args(["fetch", "--threads", "0", "http://127.0.0.1:9/"]).output().unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--threads"));
+}

@@ -14,7 +14,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         demo::REQUESTS,
         args.dir.join("records.jsonl").display()
     );
-    let runtime = super::runtime()?;
+    let runtime = super::runtime(1)?;
     let dir = args.dir.clone();
     // Spawned, not driven on this thread: see `fetch`.
     let result =

@@ -31,7 +31,7 @@ pub fn run(args: FetchArgs) -> anyhow::Result<ExitCode> {
              anyone on the network path can read and change this traffic"
         );
     }
-    let runtime = super::runtime()?;
+    let runtime = super::runtime(args.threads.into())?;
     let (quiet, grace) = (args.quiet, args.grace);
     // The run is spawned onto the runtime rather than driven by `block_on` on this thread: its
     // aggregator then lives on a worker, and handing it each record is not a cross-thread
