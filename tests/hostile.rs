@@ -27,7 +27,7 @@ fn expected(path: &str) -> (Option<&'static str>, &'static str) {
         "/loop" | "/loop-a" => (Some("redirect"), "redirect loop"),
         "/file" => (Some("redirect"), "refused redirect to file"),
         "/gopher" => (Some("redirect"), "refused redirect to gopher"),
-        "/close" => (None, ""),
+        "/close" | "/to-close" | "/once" => (None, ""),
         other => panic!("no expectation for {other}"),
     }
 }
@@ -110,17 +110,42 @@ fn cut_off_bodies_are_retried_and_the_history_says_why() {
 }
 
 #[test]
+fn a_request_on_a_stale_connection_is_sent_again_on_a_fresh_one() {
+    // Eight connections are opened and answered, and wait in the pool; each of the next eight
+    // requests takes one of them, which the server then drops. The resend must not take another
+    // pooled connection (all eight are as stale): it gets a fresh one and its answer.
+    let hostile = Hostile::start();
+    let input: String = (0..16).map(|_| format!("{}\n", hostile.url("/once"))).collect();
+    let run = outofsync()
+        .args(["fetch", "-q", "-c", "8", "--retries", "0", "-"])
+        .write_stdin(input)
+        .output()
+        .unwrap();
+    let records = records(&run.stdout);
+    assert_eq!(records.len(), 16);
+    for r in &records {
+        assert_eq!(r["json"]["once"], true, "{r}");
+        assert_eq!(r["attempts"], 1, "a resend is not a retry: {r}");
+    }
+}
+
+#[test]
 fn a_server_that_closes_after_every_response_costs_no_request() {
     let hostile = Hostile::start();
-    let input: String = (0..40).map(|_| format!("{}\n", hostile.url("/close"))).collect();
-    for concurrency in ["1", "4"] {
+    // Half of them redirect first: the redirect's connection goes back to the pool and is taken
+    // again at once, before its close has arrived.
+    let input: String = (0..400)
+        .map(|n| format!("{}\n", hostile.url(if n % 2 == 0 { "/close" } else { "/to-close" })))
+        .collect();
+    // At 32 in flight, many connections closing under the client wait in the pool at once.
+    for concurrency in ["1", "4", "32"] {
         let run = outofsync()
             .args(["fetch", "-q", "-c", concurrency, "--retries", "0", "-"])
             .write_stdin(input.clone())
             .output()
             .unwrap();
         let records = records(&run.stdout);
-        assert_eq!(records.len(), 40);
+        assert_eq!(records.len(), 400);
         for r in &records {
             assert_eq!(r["json"]["closed"], true, "-c {concurrency}: {r}");
         }

@@ -89,6 +89,10 @@ pub(crate) trait Exchange: Send + Sync + 'static {
 /// The HTTP client and the limits of one exchange.
 pub(crate) struct Transport {
     client: Client<Connector, Full<Bytes>>,
+    /// The same client without a pool, for the one resend after a stale keep-alive connection:
+    /// the pool may hold more connections that the server has closed, and the resend must not
+    /// take one of them.
+    fresh: Client<Connector, Full<Bytes>>,
     read_timeout: Duration,
     max_body: u64,
     follow: bool,
@@ -114,8 +118,11 @@ impl Transport {
             .http1_max_buf_size(MAX_HEAD_BYTES)
             .http2_max_header_list_size(MAX_HEAD_BYTES as u32)
             .http2_only(config.http == HttpVersion::Http2PriorKnowledge);
+        let client = builder.build(connector.clone());
+        builder.pool_max_idle_per_host(0);
         Ok(Self {
-            client: builder.build(connector),
+            client,
+            fresh: builder.build(connector),
             read_timeout: config.read_timeout,
             max_body: config.max_body,
             follow: config.max_redirects > 0,
@@ -125,12 +132,14 @@ impl Transport {
 
 impl Exchange for Transport {
     async fn exchange(&self, hop: &Hop) -> Result<Exchanged, Failure> {
-        let response = match self.send(hop).await? {
+        let response = match self.send(&self.client, hop).await? {
             // A server may close an idle keep-alive connection at any time, without notice, and
             // the pool can hand it out before the close is seen. A request that dies that way was
             // most likely never read, so an idempotent one goes once more, at once, on a fresh
             // connection (as curl and browsers do); it is not a retry, which would cost a backoff.
-            Err(e) if stale_connection(&e) && is_idempotent(&hop.method) => self.send(hop).await?,
+            Err(e) if stale_connection(&e) && is_idempotent(&hop.method) => {
+                self.send(&self.fresh, hop).await?
+            }
             sent => sent,
         }
         .map_err(client_failure)?;
@@ -162,7 +171,11 @@ impl Exchange for Transport {
 
 impl Transport {
     /// Sends `hop` and waits for the response head, within the idle timeout.
-    async fn send(&self, hop: &Hop) -> Result<Result<http::Response<Incoming>, legacy::Error>, Failure> {
+    async fn send(
+        &self,
+        client: &Client<Connector, Full<Bytes>>,
+        hop: &Hop,
+    ) -> Result<Result<http::Response<Incoming>, legacy::Error>, Failure> {
         let uri: Uri = hop.url.as_str().parse().map_err(|e| {
             Failure::new(ErrorKind::InvalidRequest, format!("URL {} is not usable: {e}", hop.url))
         })?;
@@ -178,7 +191,7 @@ impl Transport {
                 request.headers_mut().insert(HOST, value);
             }
         }
-        tokio::time::timeout(self.read_timeout, self.client.request(request))
+        tokio::time::timeout(self.read_timeout, client.request(request))
             .await
             .map_err(|_| self.idle("waiting for the response"))
     }

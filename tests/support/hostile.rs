@@ -40,6 +40,8 @@ pub const CASES: &[(&str, &str)] = &[
     ("/file", "a redirect to file:///etc/passwd"),
     ("/gopher", "a redirect to gopher://127.0.0.1:70/"),
     ("/close", "a small JSON answer, then a close without Connection: close"),
+    ("/to-close", "a redirect to /close, then a close without Connection: close"),
+    ("/once", "answers the first request on a connection after 100 ms; closes on the second unanswered"),
 ];
 
 /// A running hostile server; stops with its runtime when dropped.
@@ -111,6 +113,15 @@ async fn serve(mut tcp: TcpStream) {
             while matches!(tcp.read(&mut sink).await, Ok(n) if n > 0) {}
             return;
         }
+        "/once" => {
+            // The connection stays open after the answer, and a request sent on it later is read
+            // and then dropped: to a client, a keep-alive connection gone stale under it.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if tcp.write_all(&with_length("", b"{\"once\":true}")).await.is_ok() {
+                _ = read_path(&mut tcp).await;
+            }
+            return;
+        }
         "/drip" => {
             if tcp.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n").await.is_err() {
                 return;
@@ -153,6 +164,7 @@ async fn serve(mut tcp: TcpStream) {
             let head: String = (0..5000).map(|n| format!("X-H{n}: {n}\r\n")).collect();
             with_length(&head, b"{}")
         }
+        "/to-close" => redirect("/close"),
         "/loop" => redirect("/loop"),
         "/loop-a" => redirect("/loop-b"),
         "/loop-b" => redirect("/loop-a"),
