@@ -27,7 +27,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 /// The runtime of the client commands: `workers` threads run the event loop (`fetch --threads`).
 ///
-/// One is the default: measured with `bench/peers.sh` (2 cores, nginx on the same machine), one
+/// One is the default: measured on 2 cores against nginx on the same machine (30,000 small
+/// requests, one and two workers side by side, and `bench/peers.sh` before and after), one
 /// worker takes a quarter less CPU per small request than two, and is faster, because two workers
 /// wake each other and share every lock and counter of the run. Two finish 64 KiB bodies about
 /// 15% sooner (checking them as JSON is then the bottleneck) for the same CPU; handing only that
