@@ -27,7 +27,7 @@ fn expected(path: &str) -> (Option<&'static str>, &'static str) {
         "/loop" | "/loop-a" => (Some("redirect"), "redirect loop"),
         "/file" => (Some("redirect"), "refused redirect to file"),
         "/gopher" => (Some("redirect"), "refused redirect to gopher"),
-        "/close" | "/to-close" | "/once" => (None, ""),
+        "/close" | "/to-close" | "/once" | "/keep" => (None, ""),
         other => panic!("no expectation for {other}"),
     }
 }
@@ -126,6 +126,31 @@ fn a_request_on_a_stale_connection_is_sent_again_on_a_fresh_one() {
     for r in &records {
         assert_eq!(r["json"]["once"], true, "{r}");
         assert_eq!(r["attempts"], 1, "a resend is not a retry: {r}");
+    }
+}
+
+#[test]
+fn keep_alive_connections_are_reused_and_no_more_are_opened_than_requests_in_flight() {
+    let hostile = Hostile::start();
+    let input: String = (0..60).map(|_| format!("{}\n", hostile.url("/keep"))).collect();
+    for concurrency in [1usize, 4] {
+        let run = outofsync()
+            .args(["fetch", "-q", "-c", &concurrency.to_string(), "-"])
+            .write_stdin(input.clone())
+            .output()
+            .unwrap();
+        let records = records(&run.stdout);
+        assert_eq!(records.len(), 60);
+        let mut conns: Vec<u64> =
+            records.iter().map(|r| r["json"]["conn"].as_u64().expect("answered")).collect();
+        conns.sort_unstable();
+        conns.dedup();
+        assert!(conns.len() <= concurrency, "-c {concurrency}: {} connections for 60 requests", conns.len());
+        let most = records.iter().map(|r| r["json"]["n"].as_u64().unwrap()).max().unwrap();
+        assert!(
+            most >= 60 / concurrency as u64,
+            "-c {concurrency}: at most {most} requests on one connection"
+        );
     }
 }
 

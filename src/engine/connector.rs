@@ -115,7 +115,8 @@ impl AsyncWrite for Stream {
     }
 }
 
-/// Opens connections for hyper-util's pooled client.
+/// Opens connections: for hyper-util's pooled client (as a tower service) and for the engine's
+/// own HTTP/1 pool ([`Connector::open`]).
 #[derive(Clone)]
 pub(crate) struct Connector {
     inner: Arc<Inner>,
@@ -133,6 +134,12 @@ impl Connector {
         let tls = TlsConnector::from(Arc::new(tls));
         Self { inner: Arc::new(Inner { overrides, connect_timeout, tls }) }
     }
+
+    /// Opens a connection to `host` (as a URL writes it: an IPv6 address in brackets) and `port`,
+    /// with TLS when `https`.
+    pub async fn open(&self, host: &str, port: u16, https: bool) -> Result<Stream, ConnectError> {
+        self.inner.connect(host, port, https).await
+    }
 }
 
 impl tower_service::Service<Uri> for Connector {
@@ -146,15 +153,17 @@ impl tower_service::Service<Uri> for Connector {
 
     fn call(&mut self, uri: Uri) -> Self::Future {
         let inner = self.inner.clone();
-        Box::pin(async move { inner.connect(uri).await.map(TokioIo::new) })
+        Box::pin(async move {
+            let host = uri.host().ok_or(ConnectError::NoHost)?;
+            let https = uri.scheme_str() == Some("https");
+            let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+            inner.connect(host, port, https).await.map(TokioIo::new)
+        })
     }
 }
 
 impl Inner {
-    async fn connect(&self, uri: Uri) -> Result<Stream, ConnectError> {
-        let host = uri.host().ok_or(ConnectError::NoHost)?;
-        let https = uri.scheme_str() == Some("https");
-        let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+    async fn connect(&self, host: &str, port: u16, https: bool) -> Result<Stream, ConnectError> {
         let bare = host.trim_start_matches('[').trim_end_matches(']');
         let after = self.connect_timeout;
         let timeout = || ConnectError::Timeout { host: host.to_owned(), after };

@@ -7,8 +7,8 @@ use std::io;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{CONTENT_LENGTH, HOST, HeaderValue, LOCATION};
-use http::{HeaderMap, Method, Request, StatusCode, Uri};
+use http::header::{CONNECTION, CONTENT_LENGTH, HOST, HeaderValue, LOCATION};
+use http::{HeaderMap, Method, Request, StatusCode, Uri, Version};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::{self, Client};
@@ -19,6 +19,7 @@ use super::BuildError;
 use super::config::{Config, HttpVersion};
 use super::connector::{ConnectError, Connector};
 use super::decode::{BodyBuffer, BodyError};
+use super::pool::{OpenError, Pool, Sender};
 use super::retry::is_idempotent;
 use super::tls;
 use crate::record::ErrorKind;
@@ -27,6 +28,8 @@ use crate::record::ErrorKind;
 pub const MAX_HEAD_BYTES: usize = 256 * 1024;
 /// How much of a redirect's body is read so its connection can be reused.
 const REDIRECT_DRAIN: u64 = 64 * 1024;
+/// How long an idle keep-alive connection is kept.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// A request as sent on one hop of a redirect chain.
 #[derive(Clone, Debug)]
@@ -86,8 +89,14 @@ pub(crate) trait Exchange: Send + Sync + 'static {
     fn exchange(&self, hop: &Hop) -> impl Future<Output = Result<Exchanged, Failure>> + Send;
 }
 
-/// The HTTP client and the limits of one exchange.
+/// The HTTP clients and the limits of one exchange.
+///
+/// Plain `http://` over HTTP/1 goes through the engine's own [`Pool`] of hyper connections, the
+/// hot path of a fetcher; `https://` (HTTP/1 or HTTP/2, as ALPN decides) and HTTP/2 with prior
+/// knowledge go through hyper-util's pooled client.
 pub(crate) struct Transport {
+    /// Plain `http://` over HTTP/1; `None` with `--http2-prior-knowledge`.
+    pool: Option<Pool>,
     client: Client<Connector, Full<Bytes>>,
     /// The same client without a pool, for the one resend after a stale keep-alive connection:
     /// the pool may hold more connections that the server has closed, and the resend must not
@@ -111,7 +120,7 @@ impl Transport {
         builder
             .timer(TokioTimer::new())
             .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_idle_timeout(IDLE_TIMEOUT)
             // Header floods are refused by hyper's own limit of 100 header lines, deliberately not
             // set here: setting any value (even 100) makes hyper build and zero a scratch array of
             // that size for every response, where its default is an inline one.
@@ -120,7 +129,12 @@ impl Transport {
             .http2_only(config.http == HttpVersion::Http2PriorKnowledge);
         let client = builder.build(connector.clone());
         builder.pool_max_idle_per_host(0);
+        // Every connection in use can wait idle once its request is done, and no more: the
+        // requests in flight are bounded by the concurrency.
+        let pool = (config.http != HttpVersion::Http2PriorKnowledge)
+            .then(|| Pool::new(connector.clone(), config.concurrency.max(1), IDLE_TIMEOUT, MAX_HEAD_BYTES));
         Ok(Self {
+            pool,
             client,
             fresh: builder.build(connector),
             read_timeout: config.read_timeout,
@@ -132,17 +146,12 @@ impl Transport {
 
 impl Exchange for Transport {
     async fn exchange(&self, hop: &Hop) -> Result<Exchanged, Failure> {
-        let response = match self.send(&self.client, hop).await? {
-            // A server may close an idle keep-alive connection at any time, without notice, and
-            // the pool can hand it out before the close is seen. A request that dies that way was
-            // most likely never read, so an idempotent one goes once more, at once, on a fresh
-            // connection (as curl and browsers do); it is not a retry, which would cost a backoff.
-            Err(e) if stale_connection(&e) && is_idempotent(&hop.method) => {
-                self.send(&self.fresh, hop).await?
-            }
-            sent => sent,
-        }
-        .map_err(client_failure)?;
+        let (response, conn) = tokio::time::timeout(self.read_timeout, self.send(hop))
+            .await
+            .map_err(|_| self.idle("waiting for the response"))??;
+        // The connection goes back to the pool once the body has been read to its end, unless
+        // the server said it closes it.
+        let conn = conn.filter(|_| keeps_alive(&response));
         // hyper bounds the head's memory by its read buffer, but a head can end up to one read
         // past it; the limit itself is held here.
         let head: usize = response.headers().iter().map(|(n, v)| n.as_str().len() + v.len() + 4).sum();
@@ -160,40 +169,99 @@ impl Exchange for Transport {
             && status != StatusCode::NOT_MODIFIED
             && let Some(location) = response.headers().get(LOCATION).cloned()
         {
-            self.drain(response.into_body()).await;
+            if self.drain(response.into_body()).await {
+                self.put_back(hop, conn);
+            }
             return Ok(Exchanged::Redirect { status, location });
         }
         let (head, body) = response.into_parts();
         let body = self.take_body(&head.headers, body).await?;
+        self.put_back(hop, conn);
         Ok(Exchanged::Response(Response { status, headers: head.headers, body }))
     }
 }
 
+/// A response and, when it came through the engine's own pool, its connection.
+type Sent = (http::Response<Incoming>, Option<Sender>);
+
 impl Transport {
-    /// Sends `hop` and waits for the response head, within the idle timeout.
-    async fn send(
+    /// Sends `hop` and waits for the response head.
+    async fn send(&self, hop: &Hop) -> Result<Sent, Failure> {
+        match &self.pool {
+            Some(pool) if hop.url.scheme() == "http" => {
+                self.send_pooled(pool, hop).await.map(|(response, conn)| (response, Some(conn)))
+            }
+            _ => self.send_by_client(hop).await.map(|response| (response, None)),
+        }
+    }
+
+    /// Sends `hop` on an idle connection of its origin if there is one, else on a new one.
+    async fn send_pooled(
         &self,
-        client: &Client<Connector, Full<Bytes>>,
+        pool: &Pool,
         hop: &Hop,
-    ) -> Result<Result<http::Response<Incoming>, legacy::Error>, Failure> {
-        let uri: Uri = hop.url.as_str().parse().map_err(|e| {
-            Failure::new(ErrorKind::InvalidRequest, format!("URL {} is not usable: {e}", hop.url))
-        })?;
-        let mut request = Request::new(Full::new(hop.body.clone().unwrap_or_default()));
-        *request.method_mut() = hop.method.clone();
-        *request.uri_mut() = uri;
-        *request.headers_mut() = hop.headers.clone();
-        if !hop.headers.contains_key(HOST) {
-            // Sliced from the URL's text (a default port is never written there): hyper-util would
-            // otherwise format it anew for every request.
-            let host = &hop.url[Position::BeforeHost..Position::AfterPort];
-            if let Ok(value) = HeaderValue::from_str(host) {
-                request.headers_mut().insert(HOST, value);
+    ) -> Result<(http::Response<Incoming>, Sender), Failure> {
+        let origin = &hop.url[Position::BeforeHost..Position::AfterPort];
+        // hyper writes the URI as it is given: origin-form, the path and query.
+        let target = &hop.url[Position::BeforePath..Position::AfterQuery];
+        let mut request = request(hop, target)?;
+        while let Some(mut conn) = pool.take(origin) {
+            if conn.ready().await.is_err() {
+                continue; // closed since it was put back
+            }
+            match conn.try_send_request(request).await {
+                Ok(response) => return Ok((response, conn)),
+                Err(mut e) => {
+                    if let Some(unsent) = e.take_message() {
+                        // Never written to the connection: any request may go on another.
+                        request = unsent;
+                        continue;
+                    }
+                    let e = e.into_error();
+                    // A server may close an idle keep-alive connection at any time, without
+                    // notice, and the pool can hand it out before the close is seen. A request
+                    // that dies that way was most likely never read, so an idempotent one goes
+                    // once more, at once, on a new connection (as curl and browsers do); it is
+                    // not a retry, which would cost a backoff.
+                    if !(stale_connection(Some(&e)) && is_idempotent(&hop.method)) {
+                        return Err(hyper_failure(&e, "the response head"));
+                    }
+                    request = self::request(hop, target)?;
+                    break;
+                }
             }
         }
-        tokio::time::timeout(self.read_timeout, client.request(request))
-            .await
-            .map_err(|_| self.idle("waiting for the response"))
+        let host = hop.url.host_str().unwrap_or_default();
+        let port = hop.url.port_or_known_default().unwrap_or(80);
+        let mut conn = pool.connect(host, port).await.map_err(|e| match e {
+            OpenError::Connect(e) => connect_failure(&e),
+            OpenError::Http(e) => hyper_failure(&e, "the response head"),
+        })?;
+        let sent = match conn.ready().await {
+            Ok(()) => conn.try_send_request(request).await.map_err(|e| e.into_error()),
+            Err(e) => Err(e),
+        };
+        sent.map(|response| (response, conn)).map_err(|e| hyper_failure(&e, "the response head"))
+    }
+
+    /// Sends `hop` through hyper-util's pooled client.
+    async fn send_by_client(&self, hop: &Hop) -> Result<http::Response<Incoming>, Failure> {
+        match self.client.request(request(hop, hop.url.as_str())?).await {
+            // As in `send_pooled`, through a client without a pool: the pool may hold more
+            // connections that the server has closed, and the resend must not take one of them.
+            Err(e) if !e.is_connect() && stale_connection(e.source()) && is_idempotent(&hop.method) => {
+                self.fresh.request(request(hop, hop.url.as_str())?).await
+            }
+            sent => sent,
+        }
+        .map_err(|e| client_failure(&e))
+    }
+
+    /// Gives `conn` back to the pool, its response read to the end.
+    fn put_back(&self, hop: &Hop, conn: Option<Sender>) {
+        if let (Some(pool), Some(conn)) = (&self.pool, conn) {
+            pool.put(&hop.url[Position::BeforeHost..Position::AfterPort], conn);
+        }
     }
 
     async fn take_body(&self, headers: &HeaderMap, mut body: Incoming) -> Result<Vec<u8>, Failure> {
@@ -222,15 +290,18 @@ impl Transport {
         Ok(buffer.finish()?)
     }
 
-    /// Reads (and drops) a little of an unwanted body so the connection can carry the next request.
-    async fn drain(&self, mut body: Incoming) {
+    /// Reads (and drops) a little of an unwanted body so the connection can carry the next
+    /// request; whether the body was read to its end.
+    async fn drain(&self, mut body: Incoming) -> bool {
         let mut read = 0u64;
         while read < REDIRECT_DRAIN {
             match tokio::time::timeout(self.read_timeout.min(Duration::from_secs(1)), body.frame()).await {
                 Ok(Some(Ok(frame))) => read += frame.data_ref().map_or(0, |d| d.len() as u64),
+                Ok(None) => return true,
                 _ => break,
             }
         }
+        false
     }
 
     fn idle(&self, doing: &str) -> Failure {
@@ -241,13 +312,46 @@ impl Transport {
     }
 }
 
-/// Whether a request failed as one sent on a connection the server had already closed fails: not
-/// while connecting, and with the connection ended or reset before any of the response came.
-fn stale_connection(e: &legacy::Error) -> bool {
-    if e.is_connect() {
-        return false;
+/// The request of `hop`, to `target` (the URL, or its path and query for origin-form).
+fn request(hop: &Hop, target: &str) -> Result<Request<Full<Bytes>>, Failure> {
+    let uri: Uri = target.parse().map_err(|e| {
+        Failure::new(ErrorKind::InvalidRequest, format!("URL {} is not usable: {e}", hop.url))
+    })?;
+    let mut request = Request::new(Full::new(hop.body.clone().unwrap_or_default()));
+    *request.method_mut() = hop.method.clone();
+    *request.uri_mut() = uri;
+    *request.headers_mut() = hop.headers.clone();
+    if !hop.headers.contains_key(HOST) {
+        // Sliced from the URL's text (a default port is never written there) rather than
+        // formatted anew for every request.
+        let host = &hop.url[Position::BeforeHost..Position::AfterPort];
+        if let Ok(value) = HeaderValue::from_str(host) {
+            request.headers_mut().insert(HOST, value);
+        }
     }
-    let mut source: Option<&(dyn StdError + 'static)> = e.source();
+    Ok(request)
+}
+
+/// Whether the connection may carry another request after `response`: not when the server said
+/// it closes it (HTTP/1.1's `Connection: close`, or HTTP/1.0 without `keep-alive`).
+fn keeps_alive(response: &http::Response<Incoming>) -> bool {
+    let says = |token: &str| {
+        response
+            .headers()
+            .get_all(CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case(token))
+    };
+    if response.version() == Version::HTTP_10 { says("keep-alive") } else { !says("close") }
+}
+
+/// Whether a request failed as one sent on a connection the server had already closed fails:
+/// the connection ended or reset before any of the response came. `cause` is the error (or, for
+/// a client error, its first cause); connecting failures are not passed here.
+fn stale_connection(cause: Option<&(dyn StdError + 'static)>) -> bool {
+    let mut source = cause;
     while let Some(cause) = source {
         if let Some(h) = cause.downcast_ref::<hyper::Error>()
             && h.is_incomplete_message()
@@ -263,25 +367,30 @@ fn stale_connection(e: &legacy::Error) -> bool {
     false
 }
 
-/// A failure before the response head arrived.
-fn client_failure(e: legacy::Error) -> Failure {
+/// A failure of hyper-util's client before the response head arrived.
+fn client_failure(e: &legacy::Error) -> Failure {
     let mut source: Option<&(dyn StdError + 'static)> = e.source();
     while let Some(cause) = source {
         if let Some(c) = cause.downcast_ref::<ConnectError>() {
-            let kind = match c {
-                ConnectError::Dns { .. } => ErrorKind::Dns,
-                ConnectError::Connect { .. } | ConnectError::NoHost => ErrorKind::Connect,
-                ConnectError::Timeout { .. } => ErrorKind::Timeout,
-                ConnectError::Tls { .. } => ErrorKind::Tls,
-            };
-            return Failure::new(kind, describe(c));
+            return connect_failure(c);
         }
         if let Some(h) = cause.downcast_ref::<hyper::Error>() {
             return hyper_failure(h, "the response head");
         }
         source = cause.source();
     }
-    Failure::new(ErrorKind::Io, describe(&e))
+    Failure::new(ErrorKind::Io, describe(e))
+}
+
+/// A connection that could not be opened.
+fn connect_failure(e: &ConnectError) -> Failure {
+    let kind = match e {
+        ConnectError::Dns { .. } => ErrorKind::Dns,
+        ConnectError::Connect { .. } | ConnectError::NoHost => ErrorKind::Connect,
+        ConnectError::Timeout { .. } => ErrorKind::Timeout,
+        ConnectError::Tls { .. } => ErrorKind::Tls,
+    };
+    Failure::new(kind, describe(e))
 }
 
 /// A failure while the body was coming in.

@@ -21,6 +21,7 @@ mod filter;
 mod limits;
 mod paginate;
 mod payload;
+mod pool;
 mod rate;
 mod redirect;
 mod retry;

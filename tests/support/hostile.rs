@@ -7,6 +7,7 @@
 
 use std::net::SocketAddr;
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use outofsync::server::{Coding, compress};
@@ -42,6 +43,10 @@ pub const CASES: &[(&str, &str)] = &[
     ("/close", "a small JSON answer, then a close without Connection: close"),
     ("/to-close", "a redirect to /close, then a close without Connection: close"),
     ("/once", "answers the first request on a connection after 100 ms; closes on the second unanswered"),
+    (
+        "/keep",
+        "keeps the connection open, answers each /keep on it with the connection's number, closes on another path",
+    ),
 ];
 
 /// A running hostile server; stops with its runtime when dropped.
@@ -119,6 +124,23 @@ async fn serve(mut tcp: TcpStream) {
             tokio::time::sleep(Duration::from_millis(100)).await;
             if tcp.write_all(&with_length("", b"{\"once\":true}")).await.is_ok() {
                 _ = read_path(&mut tcp).await;
+            }
+            return;
+        }
+        "/keep" => {
+            // Well-behaved keep-alive: every request on the connection gets an answer naming the
+            // connection (numbered in the order they reach `/keep`) and how many it has carried.
+            static CONNECTIONS: AtomicU64 = AtomicU64::new(0);
+            let conn = CONNECTIONS.fetch_add(1, Ordering::Relaxed);
+            for n in 1.. {
+                let body = format!("{{\"conn\":{conn},\"n\":{n}}}");
+                if tcp.write_all(&with_length("", body.as_bytes())).await.is_err() {
+                    return;
+                }
+                // Any other path: dropped unanswered (a keep-alive connection gone stale).
+                if read_path(&mut tcp).await.is_none_or(|next| next != "/keep") {
+                    return;
+                }
             }
             return;
         }
