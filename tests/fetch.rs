@@ -257,7 +257,8 @@ fn json_request_objects_carry_method_headers_body_id_and_meta() {
             r#"{{"url":"{u}","method":"PUT","headers":{{"X-Team":"blue"}},"json":{{"n":1}},"id":{{"k":7}},"row":3}}"#,
             "\n",
             r#"{{"url":"{u}","body":"plain text","headers":["X-A: 1","X-B: 2"],"id":"two"}}"#,
-            "\n"
+            "\n",
+            "{u}\n"
         ),
         u = s.url("/anything")
     );
@@ -284,6 +285,12 @@ fn json_request_objects_carry_method_headers_body_id_and_meta() {
     assert_eq!(post["json"]["text"], "plain text");
     assert_eq!(post["json"]["headers"]["x-b"], "2");
     assert!(post.get("meta").is_none());
+    // A request with no headers of its own gets every default and global one, and `Host`.
+    let plain = &by_i(&records, 2)["json"]["headers"];
+    assert_eq!(plain["x-global"], "g");
+    assert_eq!(plain["user-agent"], "tester/1");
+    assert_eq!(plain["accept"], "application/json, */*;q=0.5");
+    assert_eq!(plain["host"].as_str(), s.url("").strip_prefix("http://"));
 }
 
 #[test]

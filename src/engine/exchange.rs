@@ -320,14 +320,19 @@ fn request(hop: &Hop, target: &str) -> Result<Request<Full<Bytes>>, Failure> {
     let mut request = Request::new(Full::new(hop.body.clone().unwrap_or_default()));
     *request.method_mut() = hop.method.clone();
     *request.uri_mut() = uri;
-    *request.headers_mut() = hop.headers.clone();
+    // Sized for one more than the hop's own, so that adding `Host` does not grow it.
+    let headers = request.headers_mut();
+    headers.reserve(hop.headers.len() + 1);
     if !hop.headers.contains_key(HOST) {
         // Sliced from the URL's text (a default port is never written there) rather than
         // formatted anew for every request.
         let host = &hop.url[Position::BeforeHost..Position::AfterPort];
         if let Ok(value) = HeaderValue::from_str(host) {
-            request.headers_mut().insert(HOST, value);
+            headers.insert(HOST, value);
         }
+    }
+    for (name, value) in &hop.headers {
+        headers.append(name, value.clone());
     }
     Ok(request)
 }
