@@ -11,7 +11,8 @@
 //!
 //! The idle connections are bounded in number (the oldest of some origin goes when a new one
 //! would pass the bound) and in age (one idle longer than the idle timeout is closed when next
-//! seen); a connection the server closed is noticed by hyper's connection task and skipped.
+//! seen, and all such are swept out every half timeout when a connection is put back); a
+//! connection the server closed is noticed by hyper's connection task and skipped.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
@@ -48,6 +49,8 @@ pub(crate) struct Pool {
 struct Idle {
     by_origin: HashMap<Box<str>, Vec<(Sender, Instant)>>,
     count: usize,
+    /// When connections idle for longer than the timeout were last closed.
+    swept: Option<Instant>,
 }
 
 impl Pool {
@@ -62,7 +65,7 @@ impl Pool {
     /// The newest idle connection to `origin` that is neither closed nor too old, if any.
     pub fn take(&self, origin: &str) -> Option<Sender> {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        let Idle { by_origin, count } = &mut *idle;
+        let Idle { by_origin, count, .. } = &mut *idle;
         let conns = by_origin.get_mut(origin)?;
         let now = Instant::now();
         let mut found = None;
@@ -93,9 +96,14 @@ impl Pool {
         }
         let now = Instant::now();
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        // Dropped after the lock is let go: closing a connection wakes its task.
+        // Closed after the lock is let go (closing a connection wakes its task): every half
+        // timeout, those idle for too long, so that an origin not asked for again does not keep
+        // its connections open until the run ends.
+        let swept = *idle.swept.get_or_insert(now);
+        let _expired = (now.saturating_duration_since(swept) >= self.idle_timeout / 2)
+            .then(|| idle.sweep(now, self.idle_timeout));
         let _evicted = (idle.count >= self.max_idle).then(|| idle.evict()).flatten();
-        let Idle { by_origin, count } = &mut *idle;
+        let Idle { by_origin, count, .. } = &mut *idle;
         match by_origin.get_mut(origin) {
             Some(conns) => conns.push((sender, now)),
             None => {
@@ -123,6 +131,22 @@ impl Pool {
 }
 
 impl Idle {
+    /// Takes out every connection closed or idle for `timeout` or longer.
+    fn sweep(&mut self, now: Instant, timeout: Duration) -> Vec<Sender> {
+        self.swept = Some(now);
+        let mut out = Vec::new();
+        self.by_origin.retain(|_, conns| {
+            // Oldest first: the expired ones are a prefix.
+            let fresh = conns.iter().position(|(_, since)| now.saturating_duration_since(*since) < timeout);
+            out.extend(conns.drain(..fresh.unwrap_or(conns.len())).map(|(sender, _)| sender));
+            conns.retain(|(sender, _)| !sender.is_closed());
+            !conns.is_empty()
+        });
+        let kept: usize = self.by_origin.values().map(Vec::len).sum();
+        self.count = kept;
+        out
+    }
+
     /// Takes out the oldest connection of some origin (whichever the map yields first).
     fn evict(&mut self) -> Option<Sender> {
         let origin = self.by_origin.keys().next()?.clone();
@@ -227,6 +251,18 @@ mod tests {
         assert_eq!(pool.idle_count(), 2);
         let kept = ports.iter().filter(|&&p| pool.take(&origin(p)).is_some()).count();
         assert_eq!(kept, 2, "one of the three was closed to make room");
+
+        // An origin not asked for again: its connection is closed all the same, at the next put.
+        let pool = self::pool(8, Duration::from_millis(100));
+        let mut old = pool.connect("127.0.0.1", ports[0]).await.unwrap();
+        get(&mut old, ports[0], "/").await.unwrap();
+        pool.put(&origin(ports[0]), old);
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let mut new = pool.connect("127.0.0.1", ports[1]).await.unwrap();
+        get(&mut new, ports[1], "/").await.unwrap();
+        pool.put(&origin(ports[1]), new);
+        assert_eq!(pool.idle_count(), 1, "the connection idle for too long is closed");
+        assert!(pool.take(&origin(ports[1])).is_some());
 
         let pool = self::pool(8, Duration::ZERO);
         let mut sender = pool.connect("127.0.0.1", ports[0]).await.unwrap();
