@@ -100,9 +100,9 @@ impl Pool {
         // timeout, those idle for too long, so that an origin not asked for again does not keep
         // its connections open until the run ends.
         let swept = *idle.swept.get_or_insert(now);
-        let _expired = (now.saturating_duration_since(swept) >= self.idle_timeout / 2)
+        let expired = (now.saturating_duration_since(swept) >= self.idle_timeout / 2)
             .then(|| idle.sweep(now, self.idle_timeout));
-        let _evicted = (idle.count >= self.max_idle).then(|| idle.evict()).flatten();
+        let evicted = (idle.count >= self.max_idle).then(|| idle.evict()).flatten();
         let Idle { by_origin, count, .. } = &mut *idle;
         match by_origin.get_mut(origin) {
             Some(conns) => conns.push((sender, now)),
@@ -111,6 +111,8 @@ impl Pool {
             }
         }
         *count += 1;
+        drop(idle);
+        drop((expired, evicted));
     }
 
     /// Opens a new connection to `host` (as the URL writes it) and `port`, outside the pool.
