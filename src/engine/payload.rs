@@ -22,33 +22,31 @@ pub fn classify(body: Vec<u8>, mode: BodyMode) -> Result<Payload, String> {
     if mode == BodyMode::None || body.is_empty() {
         return Ok(Payload::None);
     }
-    // UTF-8 first (std's check runs at tens of GB/s): the JSON check takes text, and the record
-    // must stay UTF-8.
-    let text = match std::str::from_utf8(&body) {
+    // UTF-8 first, and once (std's check runs at tens of GB/s): the JSON check takes text, and
+    // the record must stay UTF-8.
+    let text = match String::from_utf8(body) {
         Ok(text) => text,
         Err(e) => {
             return match mode {
                 BodyMode::Json => {
-                    Err(format!("body is not JSON: not valid UTF-8 at byte {}", e.valid_up_to()))
+                    Err(format!("body is not JSON: not valid UTF-8 at byte {}", e.utf8_error().valid_up_to()))
                 }
-                _ => Ok(Payload::Binary(body)),
+                _ => Ok(Payload::Binary(e.into_bytes())),
             };
         }
     };
     let is_json = match mode {
-        BodyMode::Json if is_json(text) => true,
+        BodyMode::Json if is_json(&text) => true,
         // serde_json says where and why. It refuses exactly what `is_json` refuses (tests compare
         // the two); were they ever to disagree, serde's verdict stands rather than a panic.
-        BodyMode::Json => match serde_json::from_str::<IgnoredAny>(text) {
+        BodyMode::Json => match serde_json::from_str::<IgnoredAny>(&text) {
             Ok(_) => true,
             Err(e) => return Err(format!("body is not JSON: {e}")),
         },
-        BodyMode::Auto => looks_like_json(&body) && is_json(text),
+        BodyMode::Auto => looks_like_json(text.as_bytes()) && is_json(&text),
         _ => false,
     };
-    let body = if is_json { one_line(body) } else { body };
-    let text = String::from_utf8(body).expect("checked above, and one_line keeps UTF-8");
-    Ok(if is_json { Payload::Json(text) } else { Payload::Text(text) })
+    Ok(if is_json { Payload::Json(one_line(text)) } else { Payload::Text(text) })
 }
 
 /// Cheap pre-check so plain text does not pay for a failed parse.
@@ -61,15 +59,18 @@ fn looks_like_json(body: &[u8]) -> bool {
 
 /// JSON allows raw CR and LF only as whitespace between tokens (inside strings they are escaped),
 /// so turning each into a space keeps the document equal and puts it on one line. Done on the
-/// bytes, found with memchr: both are ASCII, so UTF-8 stays valid, and a 64 KiB body ending in a
-/// newline costs a few nanoseconds instead of a character-by-character rewrite.
-fn one_line(mut body: Vec<u8>) -> Vec<u8> {
+/// bytes, found with memchr, and a 64 KiB body ending in a newline costs a few nanoseconds instead
+/// of a character-by-character rewrite.
+fn one_line(mut text: String) -> String {
+    // SAFETY: only the ASCII bytes CR and LF are overwritten, each with the ASCII space; an ASCII
+    // byte is a whole character in UTF-8, so the text stays valid UTF-8.
+    let bytes = unsafe { text.as_mut_vec() };
     let mut from = 0;
-    while let Some(at) = memchr::memchr2(b'\n', b'\r', &body[from..]) {
-        body[from + at] = b' ';
+    while let Some(at) = memchr::memchr2(b'\n', b'\r', &bytes[from..]) {
+        bytes[from + at] = b' ';
         from += at + 1;
     }
-    body
+    text
 }
 
 #[cfg(test)]
