@@ -339,17 +339,16 @@ fn request(hop: &Hop, target: &str) -> Result<Request<Full<Bytes>>, Failure> {
 
 /// Whether the connection may carry another request after `response`: not when the server said
 /// it closes it (HTTP/1.1's `Connection: close`, or HTTP/1.0 without `keep-alive`).
-fn keeps_alive(response: &http::Response<Incoming>) -> bool {
-    let says = |token: &str| {
-        response
-            .headers()
-            .get_all(CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .any(|t| t.trim().eq_ignore_ascii_case(token))
-    };
-    if response.version() == Version::HTTP_10 { says("keep-alive") } else { !says("close") }
+fn keeps_alive<B>(response: &http::Response<B>) -> bool {
+    // On the bytes: most servers say `Connection: keep-alive` on every response, and this runs
+    // for each one.
+    let says =
+        |token: &[u8]| {
+            response.headers().get_all(CONNECTION).iter().any(|v| {
+                v.as_bytes().split(|&b| b == b',').any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
+            })
+        };
+    if response.version() == Version::HTTP_10 { says(b"keep-alive") } else { !says(b"close") }
 }
 
 /// Whether a request failed as one sent on a connection the server had already closed fails:
@@ -450,4 +449,30 @@ pub(crate) fn describe(e: &(dyn StdError + 'static)) -> String {
         source = cause.source();
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn response(version: Version, connection: &[&'static str]) -> http::Response<()> {
+        let mut response = http::Response::new(());
+        *response.version_mut() = version;
+        for value in connection {
+            response.headers_mut().append(CONNECTION, HeaderValue::from_static(value));
+        }
+        response
+    }
+
+    #[test]
+    fn a_connection_is_kept_unless_the_response_says_it_closes() {
+        assert!(keeps_alive(&response(Version::HTTP_11, &[])));
+        assert!(keeps_alive(&response(Version::HTTP_11, &["keep-alive"])));
+        assert!(!keeps_alive(&response(Version::HTTP_11, &["close"])));
+        assert!(!keeps_alive(&response(Version::HTTP_11, &["Keep-Alive , CLOSE"])));
+        assert!(!keeps_alive(&response(Version::HTTP_11, &["upgrade", "close"])));
+        assert!(keeps_alive(&response(Version::HTTP_11, &["closed"])), "a token, not a substring");
+        assert!(!keeps_alive(&response(Version::HTTP_10, &[])), "HTTP/1.0 closes by default");
+        assert!(keeps_alive(&response(Version::HTTP_10, &["Keep-Alive"])));
+    }
 }
