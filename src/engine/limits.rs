@@ -10,7 +10,7 @@
 //! have to take the next global cell after it. Pace cells are spent last, at the moment the turn
 //! is granted, so requests that queued for permits cannot go out in a burst once permits free up.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -52,7 +52,7 @@ impl Limits {
             global_pace: config.global_rate.map(Pacer::new),
             per_host: config.per_host.map(|n| n.max(1)),
             rate: config.rate,
-            hosts: Mutex::new(HashMap::new()),
+            hosts: Mutex::new(HashMap::default()),
         }
     }
 

@@ -14,7 +14,7 @@
 //! seen, and all such are swept out every half timeout when a connection is put back); a
 //! connection the server closed is noticed by hyper's connection task and skipped.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
