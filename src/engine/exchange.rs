@@ -36,7 +36,8 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 pub(crate) struct Hop {
     pub method: Method,
     pub url: Url,
-    pub headers: HeaderMap,
+    /// Shared with the fetcher's defaults when the request sets none of its own.
+    pub headers: std::sync::Arc<HeaderMap>,
     pub body: Option<Bytes>,
 }
 
@@ -331,7 +332,7 @@ fn request(hop: &Hop, target: &str) -> Result<Request<Full<Bytes>>, Failure> {
             headers.insert(HOST, value);
         }
     }
-    for (name, value) in &hop.headers {
+    for (name, value) in hop.headers.iter() {
         headers.append(name, value.clone());
     }
     Ok(request)

@@ -1,7 +1,10 @@
 //! A request's life: attempts under the limits, redirects, retries with backoff, and the one
 //! record it ends as.
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use http::HeaderMap;
 
 use tokio::time::Instant;
 
@@ -21,6 +24,16 @@ pub(crate) struct Engine<T = Transport> {
     pub config: Config,
     pub transport: T,
     pub limits: Limits,
+    /// `config.headers`, shared by every request that sets none of its own.
+    default_headers: Arc<HeaderMap>,
+}
+
+impl<T> Engine<T> {
+    pub fn new(config: Config, transport: T) -> Self {
+        let limits = Limits::new(&config);
+        let default_headers = Arc::new(config.headers.clone());
+        Self { config, transport, limits, default_headers }
+    }
 }
 
 /// A finished request: its record, and the next page when paginating.
@@ -36,11 +49,26 @@ impl<T: Exchange> Engine<T> {
     /// back before any wait, so a request waiting to retry holds no permit. The loop ends when an
     /// attempt succeeds, fails in a way not worth retrying, runs out of retries or of time.
     pub async fn execute(&self, i: u64, spec: RequestSpec) -> Done {
-        let mut record = Record::for_request(i, &spec);
-        let headers = self.config.headers_for(spec.headers);
+        // Named as `Record::for_request` names it, but with what can be moved out of `spec` moved:
+        // the URL goes in at the end, when the hop's own can be given up without a copy.
+        let mut record = Record {
+            i,
+            line: spec.line,
+            id: spec.id,
+            meta: spec.meta,
+            method: Some(spec.method.to_string()),
+            ..Record::default()
+        };
+        // Most requests set no header of their own and share the defaults.
+        let headers = if spec.headers.is_empty() {
+            self.default_headers.clone()
+        } else {
+            Arc::new(self.config.headers_for(spec.headers))
+        };
         let first = self.config.paginate.is_some().then(|| spec.url.clone());
         let mut hop = Hop { method: spec.method, url: spec.url, headers, body: spec.body };
-        let mut visited = vec![hop.url.clone()];
+        // The chain's URLs, the first included, once a redirect has been seen.
+        let mut visited = Vec::new();
         // The clock of --deadline (and of `elapsed_ms`) starts when the first attempt gets its
         // turn: time queued behind other requests (a busy host, a slow rate) is not this
         // request's to lose. Later turns count, as they are waits between attempts.
@@ -127,11 +155,15 @@ impl<T: Exchange> Engine<T> {
             tokio::time::sleep(wait).await;
         };
 
-        if record.redirects > 0 {
-            record.final_url = Some(hop.url.to_string());
-        }
         let next = self.settle(&mut record, last, note, first.as_ref().map(|first| (first, &hop.url)));
         record.next = next.as_ref().map(|url| url.to_string());
+        match visited.into_iter().next() {
+            Some(first) if record.redirects > 0 => {
+                record.url = Some(first.into());
+                record.final_url = Some(hop.url.into());
+            }
+            _ => record.url = Some(hop.url.into()),
+        }
         record.elapsed_ms = clock.map_or(0.0, |(start, _)| ms(start.elapsed()));
         Done { record, next }
     }

@@ -248,8 +248,7 @@ impl FetcherBuilder {
             return Err(BuildError::Invalid("the per-host limit must be at least 1".into()));
         }
         let transport = exchange::Transport::new(&config)?;
-        let limits = limits::Limits::new(&config);
-        Ok(Fetcher { engine: Arc::new(Engine { config, transport, limits }) })
+        Ok(Fetcher { engine: Arc::new(Engine::new(config, transport)) })
     }
 }
 

@@ -1,11 +1,13 @@
 //! Following redirects safely: http and https only, a hop limit, loop detection, the method rules
 //! of RFC 9110, and credentials dropped whenever the origin changes.
 
+use std::sync::Arc;
+
 use http::header::{
-    AUTHORIZATION, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, HOST, HeaderValue,
+    AUTHORIZATION, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, HOST, HeaderName, HeaderValue,
     PROXY_AUTHORIZATION,
 };
-use http::{Method, StatusCode};
+use http::{HeaderMap, Method, StatusCode};
 use url::Url;
 
 use super::exchange::Hop;
@@ -21,6 +23,9 @@ pub(crate) fn next_hop(
     https_only: bool,
     visited: &mut Vec<Url>,
 ) -> Result<Hop, String> {
+    if visited.is_empty() {
+        visited.push(hop.url.clone());
+    }
     if followed >= max {
         return Err(format!("too many redirects (more than {max})"));
     }
@@ -65,9 +70,7 @@ pub(crate) fn next_hop(
     if to_get {
         hop.method = Method::GET;
         hop.body = None;
-        for name in [CONTENT_TYPE, CONTENT_LENGTH, CONTENT_ENCODING] {
-            hop.headers.remove(name);
-        }
+        remove(&mut hop.headers, [CONTENT_TYPE, CONTENT_LENGTH, CONTENT_ENCODING]);
     }
     Ok(hop)
 }
@@ -78,8 +81,17 @@ pub(crate) fn strip_if_cross_origin(previous: &Url, hop: &mut Hop) {
         && previous.host_str() == hop.url.host_str()
         && previous.port_or_known_default() == hop.url.port_or_known_default();
     if !same {
-        for name in [AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION, HOST] {
-            hop.headers.remove(name);
+        remove(&mut hop.headers, [AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION, HOST]);
+    }
+}
+
+/// Removes `names` from headers that may be shared with other requests, copying them only when
+/// one of the names is there.
+fn remove<const N: usize>(headers: &mut Arc<HeaderMap>, names: [HeaderName; N]) {
+    if names.iter().any(|name| headers.contains_key(name)) {
+        let headers = Arc::make_mut(headers);
+        for name in names {
+            headers.remove(name);
         }
     }
 }
@@ -87,8 +99,6 @@ pub(crate) fn strip_if_cross_origin(previous: &Url, hop: &mut Hop) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::HeaderMap;
-    use http::header::HeaderName;
 
     fn hop(method: Method, url: &str) -> Hop {
         let mut headers = HeaderMap::new();
@@ -101,7 +111,7 @@ mod tests {
         ] {
             headers.insert(name, HeaderValue::from_static(value));
         }
-        Hop { method, url: Url::parse(url).unwrap(), headers, body: Some("{}".into()) }
+        Hop { method, url: Url::parse(url).unwrap(), headers: headers.into(), body: Some("{}".into()) }
     }
 
     fn follow(from: &Hop, status: u16, location: &str) -> Result<Hop, String> {

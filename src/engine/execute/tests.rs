@@ -12,7 +12,6 @@ use tokio::time::Instant;
 use super::Engine;
 use crate::engine::config::{Config, RetryPolicy};
 use crate::engine::exchange::{Exchange, Exchanged, Failure, Hop, Response};
-use crate::engine::limits::Limits;
 use crate::record::{ErrorKind, Record};
 use crate::request::RequestSpec;
 
@@ -103,7 +102,7 @@ impl Exchange for Scripted {
 }
 
 fn engine_with(config: Config, scripted: Scripted) -> Arc<Engine<Scripted>> {
-    Arc::new(Engine { limits: Limits::new(&config), config, transport: scripted })
+    Arc::new(Engine::new(config, scripted))
 }
 
 /// A configuration whose backoff is tiny unless a test says otherwise.
