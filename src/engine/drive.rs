@@ -1,11 +1,12 @@
 //! The drivers behind [`Fetcher::fetch_indexed`](super::Fetcher::fetch_indexed): they pull
-//! numbered inputs, run each as a task of its own, and deliver the records in completion order or
-//! in input order, until the input ends or a [`Shutdown`] stops them.
+//! numbered inputs, run them concurrently, and deliver the records in completion order or in
+//! input order, until the input ends or a [`Shutdown`] stops them.
 //!
 //! # What bounds memory
 //!
-//! - Completion order: admission slots, a small multiple of the concurrency. A slot is taken
-//!   before an input is read and given back once its record is handed on.
+//! - Completion order: admission slots, a small multiple of the concurrency. Each slot is a
+//!   worker task, started when needed, that reads an input only when it is free to run it and is
+//!   free again once the input's records are handed on.
 //! - Input order: the reorder *window*, a bounded channel of running inputs consumed in input
 //!   order. The driver blocks when the channel is full, so at most `window + 1` inputs run at
 //!   once; a slow request at the head holds the window until it ends. An input that makes several
@@ -15,10 +16,11 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll, ready};
 
 use futures_util::{Stream, StreamExt};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::ReceiverStream;
 
@@ -54,6 +56,13 @@ pub struct RunOptions {
 }
 
 /// Records in completion order; see the module documentation.
+///
+/// Requests run on *workers*: tasks that each take the next input, run it to its end, hand its
+/// records on and take the next, so that a request costs no task of its own (spawning one, with
+/// the slot and the handles that went with it, was about 2,000 instructions a request). A worker
+/// is an admission slot: it reads an input only when it is free to run it. Workers are started
+/// as they are needed — one more whenever a worker takes an input and none is left waiting for
+/// the next — up to `slots`, and end with the input.
 pub(super) fn completion<S, I>(
     engine: Arc<Engine>,
     inputs: S,
@@ -62,36 +71,72 @@ pub(super) fn completion<S, I>(
 ) -> impl Stream<Item = Record> + Send + 'static
 where
     S: Stream<Item = (u64, I)> + Send + 'static,
-    I: Into<Input> + Send,
+    I: Into<Input> + Send + 'static,
 {
     let (tx, rx) = mpsc::channel(slots);
-    tokio::spawn(async move {
-        let admission = Arc::new(Semaphore::new(slots));
-        let mut inputs = std::pin::pin!(inputs);
-        loop {
-            // Take the slot first: the input is not even read until a request can run.
-            let next = async {
-                let slot = admission.clone().acquire_owned().await.ok()?;
-                if tx.is_closed() {
-                    return None;
-                }
-                let (i, input) = inputs.next().await?;
-                Some((slot, i, input.into()))
-            };
-            let Some((slot, i, input)) = unless_stopped(&shutdown, next).await else { break };
-            let (engine, tx, shutdown) = (engine.clone(), tx.clone(), shutdown.clone());
-            // Boxed: tokio copies a task's whole future when it stores the task and again at each
-            // change of stage; a request's future is kilobytes, a box is a pointer.
-            tokio::spawn(Box::pin(async move {
-                // The slot is given back only after the records are handed on, so a slow
-                // consumer holds back the input instead of piling up records.
-                run_one(&engine, i, input, &tx, &shutdown).await;
-                drop(slot);
-            }));
-        }
-        // The loop's `tx` goes here; the stream ends when the last request task drops its clone.
+    let crew = Arc::new(Crew {
+        engine,
+        inputs: tokio::sync::Mutex::new(Box::pin(inputs.fuse())),
+        shutdown,
+        slots: slots.max(1),
+        started: AtomicUsize::new(1),
+        waiting: AtomicUsize::new(0),
     });
+    start_worker(crew, tx);
     ReceiverStream::new(rx)
+}
+
+/// What the workers of a completion-order run share.
+struct Crew<S> {
+    engine: Arc<Engine>,
+    /// The input, read by one worker at a time.
+    inputs: tokio::sync::Mutex<Pin<Box<futures_util::stream::Fuse<S>>>>,
+    shutdown: Shutdown,
+    /// The most workers.
+    slots: usize,
+    /// Workers started so far.
+    started: AtomicUsize,
+    /// Workers waiting for an input.
+    waiting: AtomicUsize,
+}
+
+/// Spawns a worker. (A function of its own, and the worker boxed, because a worker starts others:
+/// `work` spawning `work` directly is a future whose type holds itself.)
+fn start_worker<S, I>(crew: Arc<Crew<S>>, tx: mpsc::Sender<Record>)
+where
+    S: Stream<Item = (u64, I)> + Send + 'static,
+    I: Into<Input> + Send + 'static,
+{
+    let worker: Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(work(crew, tx));
+    tokio::spawn(worker);
+}
+
+/// One worker: inputs to their end, one at a time, until the input ends or is stopped.
+async fn work<S, I>(crew: Arc<Crew<S>>, tx: mpsc::Sender<Record>)
+where
+    S: Stream<Item = (u64, I)> + Send + 'static,
+    I: Into<Input> + Send + 'static,
+{
+    loop {
+        if tx.is_closed() {
+            break;
+        }
+        crew.waiting.fetch_add(1, Ordering::AcqRel);
+        let next = async { crew.inputs.lock().await.next().await };
+        let next = unless_stopped(&crew.shutdown, next).await;
+        let waiting = crew.waiting.fetch_sub(1, Ordering::AcqRel) - 1;
+        let Some((i, input)) = next else { break };
+        if waiting == 0 && crew.started.load(Ordering::Acquire) < crew.slots {
+            // Nobody is left to take the next input: one more worker, unless all are started.
+            if crew.started.fetch_add(1, Ordering::AcqRel) < crew.slots {
+                start_worker(crew.clone(), tx.clone());
+            }
+        }
+        // The slot (this worker) is free again only after the records are handed on, so a slow
+        // consumer holds back the input instead of piling up records.
+        run_one(&crew.engine, i, input.into(), &tx, &crew.shutdown).await;
+    }
+    // The stream ends when the last worker drops its `tx`.
 }
 
 /// Records in input order; see the module documentation.

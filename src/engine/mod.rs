@@ -124,7 +124,7 @@ impl Fetcher {
     pub fn fetch_all<S>(&self, inputs: S) -> impl Stream<Item = Record> + Send + 'static
     where
         S: Stream + Send + 'static,
-        S::Item: Into<Input> + Send,
+        S::Item: Into<Input> + Send + 'static,
     {
         self.fetch_indexed(
             inputs.zip(stream::iter(0u64..)).map(|(input, i)| (i, input)),
@@ -146,7 +146,7 @@ impl Fetcher {
     ) -> impl Stream<Item = Record> + Send + 'static
     where
         S: Stream<Item = (u64, I)> + Send + 'static,
-        I: Into<Input> + Send,
+        I: Into<Input> + Send + 'static,
     {
         let engine = self.engine.clone();
         match options.order {
