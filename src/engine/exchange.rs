@@ -9,6 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::header::{CONNECTION, CONTENT_LENGTH, HOST, HeaderValue, LOCATION};
 use http::{HeaderMap, Method, Request, StatusCode, Uri, Version};
+use futures_util::FutureExt;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::{self, Client};
@@ -275,9 +276,14 @@ impl Transport {
         }
         let mut buffer = BodyBuffer::new(headers, self.max_body, declared)?;
         loop {
-            let frame = tokio::time::timeout(self.read_timeout, body.frame())
-                .await
-                .map_err(|_| self.idle("reading the body"))?;
+            // A frame already there (a small body comes with its head) is taken without setting
+            // a timer, which costs a read of the clock and a timer entry.
+            let frame = match body.frame().now_or_never() {
+                Some(frame) => frame,
+                None => tokio::time::timeout(self.read_timeout, body.frame())
+                    .await
+                    .map_err(|_| self.idle("reading the body"))?,
+            };
             match frame {
                 None => break,
                 Some(Err(e)) => return Err(body_failure(&e, buffer.wire_bytes())),
