@@ -7,9 +7,9 @@ use std::io;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::FutureExt;
 use http::header::{CONNECTION, CONTENT_LENGTH, HOST, HeaderValue, LOCATION};
 use http::{HeaderMap, Method, Request, StatusCode, Uri, Version};
-use futures_util::FutureExt;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::{self, Client};
