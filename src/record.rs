@@ -181,7 +181,7 @@ impl Record {
             id: spec.id.clone(),
             meta: spec.meta.clone(),
             url: Some(spec.url.to_string()),
-            method: Some(spec.method.to_string()),
+            method: Some(spec.method.as_str().to_owned()),
             ..Self::default()
         }
     }

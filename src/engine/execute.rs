@@ -56,7 +56,7 @@ impl<T: Exchange> Engine<T> {
             line: spec.line,
             id: spec.id,
             meta: spec.meta,
-            method: Some(spec.method.to_string()),
+            method: Some(spec.method.as_str().to_owned()),
             ..Record::default()
         };
         // Most requests set no header of their own and share the defaults.
