@@ -299,6 +299,10 @@ mod tests {
         assert!(invalid("http://a.test/x\ry").contains("carriage return"));
         assert!(invalid("http://a.test/\tx").contains("tab"));
         assert!(invalid("http://a.test/\u{7f}").contains("U+007F"));
+        // C1 controls, two bytes in UTF-8 (0xC2 0x80-0x9F); 0xC2 also starts U+00A0-U+00BF.
+        assert!(invalid("http://a.test/\u{85}").contains("U+0085"));
+        assert!(invalid("http://a.test/é\u{9f}").contains("U+009F"));
+        assert_eq!(one("http://a.test/\u{a0}é").url.as_str(), "http://a.test/%C2%A0%C3%A9");
         assert!(invalid(r#"{"url":"http://a.test/\nx"}"#).contains("line feed"));
         assert!(
             invalid(r#"{"url":"http://a.test/","headers":{"X":"a\r\nB: c"}}"#).contains("carriage return")

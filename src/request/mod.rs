@@ -195,7 +195,11 @@ pub fn parse_url(raw: &str) -> Result<Url, String> {
     if raw.len() > MAX_URL_LEN {
         return Err(format!("URL is {} bytes long, over the limit of {MAX_URL_LEN}", raw.len()));
     }
-    if let Some(c) = raw.chars().find(|c| c.is_control()) {
+    // Bytes first: a control character is an ASCII one or a C1 control, whose UTF-8 starts with
+    // 0xC2; only a URL with such a byte is read as characters, to name the one found.
+    if raw.bytes().any(|b| b < 0x20 || b == 0x7f || b == 0xc2)
+        && let Some(c) = raw.chars().find(|c| c.is_control())
+    {
         return Err(format!("URL contains {}: {}", describe_control(c), quote(raw)));
     }
     if raw.contains(' ') {
