@@ -69,3 +69,30 @@ async fn fetch_returns_a_record_for_a_single_request() {
     assert!(record.ok && record.status == Some(200) && record.attempts == 1);
     assert!(record.to_json_line().ends_with("}\n"));
 }
+
+/// Completion order reads an input only when a worker is free to run it: however long the input,
+/// what has been pulled is never more than what was consumed plus the workers (one input each)
+/// and the records waiting in the channel (as many as the workers).
+#[tokio::test]
+async fn fetch_all_pulls_inputs_only_as_workers_free_up() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let s = server();
+    let fetcher = Fetcher::builder().concurrency(4).retries(0).build().unwrap();
+    let slots = fetcher.admission_slots();
+    let pulled = Arc::new(AtomicUsize::new(0));
+    let counter = pulled.clone();
+    let url = s.url("/delay/20");
+    let inputs = futures_util::stream::iter(0..100_000u64).map(move |_| {
+        counter.fetch_add(1, Ordering::SeqCst);
+        RequestSpec::get(&url).unwrap()
+    });
+    let mut records = fetcher.fetch_all(inputs);
+    for consumed in 1..=3 * slots {
+        let record = records.next().await.expect("a record");
+        assert!(record.ok, "{:?}", record.error);
+        let pulled = pulled.load(Ordering::SeqCst);
+        assert!(pulled <= consumed + 2 * slots, "{pulled} inputs pulled with {consumed} records consumed");
+    }
+    assert!(pulled.load(Ordering::SeqCst) > slots, "the workers did start");
+}
