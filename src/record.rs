@@ -186,6 +186,19 @@ impl Record {
         }
     }
 
+    /// As [`Record::for_request`], but taking the request's `id` and `meta` instead of copying
+    /// them, and without the URL, which the caller fills in once it has the request's own to give.
+    pub(crate) fn taking_from(i: u64, spec: &mut RequestSpec) -> Self {
+        Self {
+            i,
+            line: spec.line,
+            id: spec.id.take(),
+            meta: spec.meta.take(),
+            method: Some(spec.method.as_str().to_owned()),
+            ..Self::default()
+        }
+    }
+
     /// A failed record for input that never became a request.
     pub fn invalid(i: u64, line: Option<u64>, message: impl Into<String>) -> Self {
         Self { i, line, error: Some(RecordError::new(ErrorKind::InvalidRequest, message)), ..Self::default() }

@@ -369,8 +369,15 @@ fn headers(hop: &Hop) -> HeaderMap {
         for (name, value) in hop.headers.iter() {
             headers.append(name, value.clone());
         }
-        *last =
-            Some(LastHeaders { own: hop.headers.clone(), origin: origin.into(), headers: headers.clone() });
+        // Kept only for headers that other requests share (the defaults): a request's own map is
+        // its alone, and keeping it would cost a clone for nothing.
+        if std::sync::Arc::strong_count(&hop.headers) > 1 {
+            *last = Some(LastHeaders {
+                own: hop.headers.clone(),
+                origin: origin.into(),
+                headers: headers.clone(),
+            });
+        }
         headers
     })
 }

@@ -48,17 +48,9 @@ impl<T: Exchange> Engine<T> {
     /// Each attempt (with the redirects it follows) takes its turn from the limits and gives it
     /// back before any wait, so a request waiting to retry holds no permit. The loop ends when an
     /// attempt succeeds, fails in a way not worth retrying, runs out of retries or of time.
-    pub async fn execute(&self, i: u64, spec: RequestSpec) -> Done {
-        // Named as `Record::for_request` names it, but with what can be moved out of `spec` moved:
-        // the URL goes in at the end, when the hop's own can be given up without a copy.
-        let mut record = Record {
-            i,
-            line: spec.line,
-            id: spec.id,
-            meta: spec.meta,
-            method: Some(spec.method.as_str().to_owned()),
-            ..Record::default()
-        };
+    pub async fn execute(&self, i: u64, mut spec: RequestSpec) -> Done {
+        // The URL goes in at the end, when the hop's own can be given up without a copy.
+        let mut record = Record::taking_from(i, &mut spec);
         // Most requests set no header of their own and share the defaults.
         let headers = if spec.headers.is_empty() {
             self.default_headers.clone()
