@@ -227,12 +227,18 @@ mod tests {
         format!("127.0.0.1:{port}")
     }
 
+    /// A new connection to `port` that has carried one request, read to its end.
+    async fn used(pool: &Pool, port: u16) -> Sender {
+        let mut sender = pool.connect("127.0.0.1", port).await.unwrap();
+        get(&mut sender, port, "/").await.unwrap();
+        sender
+    }
+
     #[tokio::test]
     async fn a_connection_put_back_is_taken_again_by_its_origin_only() {
         let (a, b) = (server().await, server().await);
         let pool = pool(8, Duration::from_secs(90));
-        let mut sender = pool.connect("127.0.0.1", a).await.unwrap();
-        get(&mut sender, a, "/").await.unwrap();
+        let sender = used(&pool, a).await;
         pool.put(&origin(a), sender);
         assert_eq!(pool.idle_count(), 1);
         assert!(pool.take(&origin(b)).is_none(), "another origin's connection is not lent");
@@ -247,8 +253,7 @@ mod tests {
         let ports = [server().await, server().await, server().await];
         let pool = pool(2, Duration::from_secs(90));
         for &port in &ports {
-            let mut sender = pool.connect("127.0.0.1", port).await.unwrap();
-            get(&mut sender, port, "/").await.unwrap();
+            let sender = used(&pool, port).await;
             pool.put(&origin(port), sender);
             assert!(pool.idle_count() <= 2);
         }
@@ -258,19 +263,16 @@ mod tests {
 
         // An origin not asked for again: its connection is closed all the same, at the next put.
         let pool = self::pool(8, Duration::from_millis(100));
-        let mut old = pool.connect("127.0.0.1", ports[0]).await.unwrap();
-        get(&mut old, ports[0], "/").await.unwrap();
+        let old = used(&pool, ports[0]).await;
         pool.put(&origin(ports[0]), old);
         tokio::time::sleep(Duration::from_millis(150)).await;
-        let mut new = pool.connect("127.0.0.1", ports[1]).await.unwrap();
-        get(&mut new, ports[1], "/").await.unwrap();
+        let new = used(&pool, ports[1]).await;
         pool.put(&origin(ports[1]), new);
         assert_eq!(pool.idle_count(), 1, "the connection idle for too long is closed");
         assert!(pool.take(&origin(ports[1])).is_some());
 
         let pool = self::pool(8, Duration::ZERO);
-        let mut sender = pool.connect("127.0.0.1", ports[0]).await.unwrap();
-        get(&mut sender, ports[0], "/").await.unwrap();
+        let sender = used(&pool, ports[0]).await;
         pool.put(&origin(ports[0]), sender);
         assert!(pool.take(&origin(ports[0])).is_none(), "older than the idle timeout");
         assert_eq!(pool.idle_count(), 0);
@@ -283,8 +285,7 @@ mod tests {
     async fn origins_without_idle_connections_are_bounded_and_passed_over() {
         let port = server().await;
         let pool = pool(2, Duration::from_secs(90));
-        let mut sender = pool.connect("127.0.0.1", port).await.unwrap();
-        get(&mut sender, port, "/").await.unwrap();
+        let mut sender = used(&pool, port).await;
         // One live connection, put back and taken again under 100 origins' names.
         for n in 0..100 {
             let name = format!("host{n}.test:80");
@@ -295,10 +296,8 @@ mod tests {
         assert_eq!(pool.idle_count(), 0);
         // Two kept, and a third to make room for: the oldest of some origin goes, not a panic
         // on an empty list.
-        let mut second = pool.connect("127.0.0.1", port).await.unwrap();
-        get(&mut second, port, "/").await.unwrap();
-        let mut third = pool.connect("127.0.0.1", port).await.unwrap();
-        get(&mut third, port, "/").await.unwrap();
+        let second = used(&pool, port).await;
+        let third = used(&pool, port).await;
         pool.put(&origin(port), sender);
         pool.put(&origin(port), second);
         pool.put(&origin(port), third);
@@ -311,8 +310,7 @@ mod tests {
     async fn a_connection_the_server_closed_is_neither_kept_nor_lent() {
         let port = server().await;
         let pool = pool(8, Duration::from_secs(90));
-        let mut open = pool.connect("127.0.0.1", port).await.unwrap();
-        get(&mut open, port, "/").await.unwrap();
+        let open = used(&pool, port).await;
         let mut closed = pool.connect("127.0.0.1", port).await.unwrap();
         get(&mut closed, port, "/last").await.unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
