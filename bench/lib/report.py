@@ -14,6 +14,7 @@ successful requests over the process's wall time (start-up included); CPU per re
 user + system time over successful requests.
 """
 import csv
+import os
 import statistics
 import sys
 from pathlib import Path
@@ -50,8 +51,10 @@ talks only to servers it starts on 127.0.0.1 and stops them when it ends. `--qui
 smaller version that writes to `bench/results/` only; `--help` says the rest.
 
 The machine is small (2 cores) and shared, so absolute numbers move from run to run. **CPU time
-per request** (user + system time of the client process, from `/usr/bin/time`) and the
-**ratios** between clients measured in the same run are the figures to compare.
+per request** (user + system time of the client process, to the millisecond, from bash's `time`)
+and the **ratios** between clients measured in the same run are the figures to compare. Client
+and server share the two cores, so the tables also give nginx's CPU per request during each
+client's runs (from the scheduler's accounting) and how many cores the two kept busy.
 """
 
 
@@ -62,6 +65,8 @@ def load(path):
             if not r or r[0].startswith("#"):
                 continue
             scenario, client, rnd, requests, ok, wall, cpu, rss = r[:8]
+            # The server's CPU came later (a ninth column); older files lack it.
+            server = float(r[8]) if len(r) > 8 else 0.0
             rows.append(
                 dict(
                     scenario=scenario,
@@ -72,6 +77,7 @@ def load(path):
                     wall=float(wall),
                     cpu=float(cpu),
                     rss=int(rss),
+                    server=server,
                 )
             )
     return rows
@@ -100,6 +106,12 @@ def medians(rows, scenario):
             cpu_s=statistics.median(r["cpu"] for r in good),
             wall=statistics.median(r["wall"] for r in good),
             rss_mib=statistics.median(r["rss"] / 1024 for r in good),
+            # nginx's CPU per request while this client ran, None when it was not measured.
+            server_us=statistics.median(r["server"] * 1e6 / r["ok"] for r in good)
+            if all(r["server"] > 0 for r in good)
+            else None,
+            # Cores busy, client and server together, over the client's wall time.
+            cores=statistics.median((r["cpu"] + r["server"]) / r["wall"] for r in good),
         )
     return out
 
@@ -136,19 +148,24 @@ def table(rows, scenario):
     stats = medians(rows, scenario)
     # Ratios to each reference client measured in this scenario.
     bases = [b for b in ("oha", "wrk") if stats.get(b, {}).get("ok")]
+    # nginx's share, when it was measured: the machine's cores are the client's and the server's.
+    server = any(s.get("server_us") for s in stats.values())
     header = ["client", "req/s", "CPU µs/req", "peak RSS MiB"]
+    header += ["nginx CPU µs/req", "cores busy"] if server else []
     header += [f"CPU ×{b}" for b in bases] + [f"req/s ×{b}" for b in bases] + ["note"]
+    extra = 2 if server else 0
     body = []
     for c in ordered(stats):
         s = stats[c]
         if not s["ok"]:
-            body.append([NAMES.get(c, c)] + ["—"] * (3 + 2 * len(bases)) + ["every run failed"])
+            body.append([NAMES.get(c, c)] + ["—"] * (3 + extra + 2 * len(bases)) + ["every run failed"])
             continue
         cells = [NAMES.get(c, c), num(s["rps"]), num(s["cpu_us"], 1), num(s["rss_mib"], 1)]
+        cells += [num(s["server_us"], 1), num(s["cores"], 2)] if server else []
         cells += [ratio(s["cpu_us"], stats[b]["cpu_us"]) for b in bases]
         cells += [ratio(s["rps"], stats[b]["rps"]) for b in bases]
         body.append(cells + [note(s)])
-    return markdown(header, "lrrr" + "r" * 2 * len(bases) + "l", body)
+    return markdown(header, "lrrr" + "r" * (extra + 2 * len(bases)) + "l", body)
 
 
 def inflight(rows, scenario):
@@ -231,7 +248,31 @@ def targets(rows):
         r = large["rss"] / small["rss"]
         label = f"Peak RSS, {large['requests']:,}-line input vs {small['requests']:,}"
         body.append([label, f"{r:.2f}×", "≤ 1.2×", "yes" if r <= 1.2 else "**no**"])
-    return markdown(["target", "measured", "limit", "met"], "lrrl", body)
+    return markdown(["target", "measured", "limit", "met"], "lrrl", body) + shared_cores(rows)
+
+
+def shared_cores(rows):
+    """What bounds throughput when client and server share the machine's cores, per scenario in
+    which nginx's CPU was measured: if they keep the cores busy, requests per second follow the CPU
+    that client and server spend per request together, and the ratio to oha is predicted by
+    (oha's + nginx's) / (outofsync's + nginx's) CPU per request."""
+    lines = []
+    for scenario, what in (("small", "Small JSON"), ("big", "Big JSON")):
+        stats = medians(rows, scenario)
+        mine, oha = stats.get("outofsync", {}), stats.get("oha", {})
+        if not (mine.get("server_us") and oha.get("server_us")):
+            continue
+        predicted = (oha["cpu_us"] + oha["server_us"]) / (mine["cpu_us"] + mine["server_us"])
+        lines.append(
+            f"- {what}: during outofsync's runs client and nginx kept {mine['cores']:.2f} of "
+            f"{os.cpu_count()} cores busy ({oha['cores']:.2f} during oha's). CPU per request, client + "
+            f"nginx: {mine['cpu_us']:.1f} + {mine['server_us']:.1f} µs against oha's "
+            f"{oha['cpu_us']:.1f} + {oha['server_us']:.1f}; if throughput follows it, outofsync gets "
+            f"{predicted:.2f}× oha's req/s (measured: {mine['rps'] / oha['rps']:.2f}×)."
+        )
+    if not lines:
+        return ""
+    return "\n\nWhen client and server share the cores:\n\n" + "\n".join(lines)
 
 
 def splice(path, name, md_path):
