@@ -69,9 +69,10 @@ ensure_debs() {
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-# What every script uses: GNU time for the measurements, curl, and Python for the reports.
+# What every script uses: GNU time for peak RSS, curl, procps (pgrep, for nginx's workers), and
+# Python for the reports.
 ensure_basics() {
-  ensure_debs time curl
+  ensure_debs time curl procps
   command -v python3 >/dev/null || ensure_debs python3
 }
 
