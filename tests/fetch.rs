@@ -86,6 +86,24 @@ fn malformed_lines_become_records_naming_the_line_and_nothing_is_sent() {
 }
 
 #[test]
+fn a_byte_order_mark_before_the_first_line_is_not_part_of_it() {
+    let s = server();
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in [
+        ("urls.txt", format!("\u{feff}{}\n{}\n", s.url("/json?id=1"), s.url("/json?id=2"))),
+        ("objects.jsonl", format!("\u{feff}{{\"url\":\"{}\"}}\n", s.url("/json?id=3"))),
+    ] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        let run = outofsync().args(["fetch", "-q"]).arg(&path).output().unwrap();
+        let records = records(&run.stdout);
+        assert!(!records.is_empty());
+        assert!(records.iter().all(|r| r["ok"] == true), "{name}: {records:?}");
+        assert_eq!(by_i(&records, 0)["line"], 1);
+    }
+}
+
+#[test]
 fn concurrency_and_per_host_limits_are_never_exceeded() {
     let s = server();
     let port = s.addr().port();

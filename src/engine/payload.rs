@@ -24,7 +24,7 @@ pub fn classify(body: Vec<u8>, mode: BodyMode) -> Result<Payload, String> {
     }
     // UTF-8 first, and once (std's check runs at tens of GB/s): the JSON check takes text, and
     // the record must stay UTF-8.
-    let text = match String::from_utf8(body) {
+    let mut text = match String::from_utf8(body) {
         Ok(text) => text,
         Err(e) => {
             return match mode {
@@ -35,17 +35,24 @@ pub fn classify(body: Vec<u8>, mode: BodyMode) -> Result<Payload, String> {
             };
         }
     };
+    // A byte order mark before JSON is not part of it (RFC 8259 §8.1 lets a parser ignore it,
+    // and Python's, so aiohttp's, does); it stays on text that is not JSON.
+    let bom = text.starts_with('\u{feff}');
+    let json_text = if bom { &text['\u{feff}'.len_utf8()..] } else { text.as_str() };
     let is_json = match mode {
-        BodyMode::Json if is_json(&text) => true,
+        BodyMode::Json if is_json(json_text) => true,
         // serde_json says where and why. It refuses exactly what `is_json` refuses (tests compare
         // the two); were they ever to disagree, serde's verdict stands rather than a panic.
-        BodyMode::Json => match serde_json::from_str::<IgnoredAny>(&text) {
+        BodyMode::Json => match serde_json::from_str::<IgnoredAny>(json_text) {
             Ok(_) => true,
             Err(e) => return Err(format!("body is not JSON: {e}")),
         },
-        BodyMode::Auto => looks_like_json(text.as_bytes()) && is_json(&text),
+        BodyMode::Auto => looks_like_json(json_text.as_bytes()) && is_json(json_text),
         _ => false,
     };
+    if is_json && bom {
+        text.replace_range(..'\u{feff}'.len_utf8(), "");
+    }
     Ok(if is_json { Payload::Json(one_line(text)) } else { Payload::Text(text) })
 }
 
@@ -90,5 +97,17 @@ mod tests {
         assert_eq!(classify(vec![0xff, 0], BodyMode::Auto).unwrap(), Payload::Binary(vec![0xff, 0]));
         assert_eq!(classify(b"{}".to_vec(), BodyMode::None).unwrap(), Payload::None);
         assert_eq!(classify(b"[1]".to_vec(), BodyMode::Text).unwrap(), Payload::Text("[1]".into()));
+    }
+
+    #[test]
+    fn a_byte_order_mark_before_json_is_dropped_and_kept_on_text() {
+        let with_bom = |body: &str| [b"\xEF\xBB\xBF".as_slice(), body.as_bytes()].concat();
+        assert_eq!(
+            classify(with_bom(r#"{"a":1}"#), BodyMode::Auto).unwrap(),
+            Payload::Json(r#"{"a":1}"#.into())
+        );
+        assert_eq!(classify(with_bom("[1]"), BodyMode::Json).unwrap(), Payload::Json("[1]".into()));
+        assert_eq!(classify(with_bom("hi"), BodyMode::Auto).unwrap(), Payload::Text("\u{feff}hi".into()));
+        assert!(classify(with_bom("{bad"), BodyMode::Json).is_err());
     }
 }

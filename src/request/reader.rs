@@ -216,6 +216,9 @@ fn read_all(sources: Vec<Opened>, defaults: &LineDefaults, tx: &Pending) -> io::
     Ok(())
 }
 
+/// The UTF-8 byte order mark.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
 /// Reads one source of lines: requests, or rows for the templates.
 fn lines_or_rows(
     reader: &mut dyn BufRead,
@@ -224,6 +227,12 @@ fn lines_or_rows(
     rows: Option<&Rows>,
     tx: &Pending,
 ) -> Result<io::Result<()>, Closed> {
+    // A byte order mark (Windows editors write one) is not part of the first line.
+    match reader.fill_buf() {
+        Ok(start) if start.starts_with(BOM) => reader.consume(BOM.len()),
+        Ok(_) => {}
+        Err(e) => return Ok(Err(io::Error::new(e.kind(), format!("reading {name}: {e}")))),
+    }
     match rows {
         None => read_lines(reader, name, tx, |text, line| {
             emit(parse_line(text, Some(line), defaults), Some(line), defaults, tx)
