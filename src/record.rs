@@ -115,8 +115,8 @@ pub enum Payload {
     Binary(Vec<u8>),
 }
 
-/// One earlier attempt of a request that was retried.
-#[derive(Clone, Debug, PartialEq)]
+/// One earlier attempt of a request: a retry followed it, or it met a stale connection.
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Attempt {
     /// The status it got, if it got one.
     pub status: Option<u16>,
@@ -124,6 +124,9 @@ pub struct Attempt {
     pub error: Option<ErrorKind>,
     /// How long it took.
     pub elapsed_ms: f64,
+    /// It went out on a reused keep-alive connection that the server had already closed, and
+    /// the request was sent again at once on a new connection: a send, but not a retry.
+    pub stale_connection: bool,
 }
 
 /// What one input request ended as. Exactly one per input (one per page when paginating).
@@ -149,6 +152,8 @@ pub struct Record {
     pub ok: bool,
     /// The final HTTP status, if a response came.
     pub status: Option<u16>,
+    /// The protocol of the connection the last attempt went out on (`"1.1"` or `"2"` in JSON).
+    pub http: Option<http::Version>,
     /// How many times the request was sent (0: never, as for invalid input).
     pub attempts: u32,
     /// How many redirects were followed.
@@ -170,6 +175,14 @@ pub struct Record {
 impl Record {
     /// The most earlier attempts kept in `history`; older ones are dropped first.
     pub const HISTORY_LIMIT: usize = 16;
+
+    /// Adds an earlier attempt to `history`, dropping the oldest past [`Record::HISTORY_LIMIT`].
+    pub fn push_history(&mut self, attempt: Attempt) {
+        if self.history.len() >= Self::HISTORY_LIMIT {
+            self.history.remove(0);
+        }
+        self.history.push(attempt);
+    }
 
     /// The record of a request about to be sent: what identifies it (position, line, `id`, `meta`,
     /// URL, method), with its outcome still to be filled in. Every client starts a record here, so
@@ -265,6 +278,11 @@ impl Record {
             out.extend_from_slice(b",\"status\":");
             write_u64(out, status.into());
         }
+        if let Some(version) = self.http {
+            out.extend_from_slice(b",\"http\":\"");
+            out.extend_from_slice(version_name(version).as_bytes());
+            out.push(b'"');
+        }
         out.extend_from_slice(b",\"attempts\":");
         write_u64(out, self.attempts.into());
         if self.redirects > 0 {
@@ -319,6 +337,9 @@ impl Record {
                 }
                 out.extend_from_slice(b"\"elapsed_ms\":");
                 write_ms(out, attempt.elapsed_ms);
+                if attempt.stale_connection {
+                    out.extend_from_slice(b",\"stale_connection\":true");
+                }
                 out.push(b'}');
             }
             out.push(b']');
@@ -353,6 +374,18 @@ impl Record {
         let mut out = Vec::with_capacity(self.line_len_hint());
         self.write_json_line(&mut out);
         String::from_utf8(out).expect("records are written as UTF-8")
+    }
+}
+
+/// An HTTP version as the record names it.
+pub fn version_name(version: http::Version) -> &'static str {
+    match version {
+        http::Version::HTTP_09 => "0.9",
+        http::Version::HTTP_10 => "1.0",
+        http::Version::HTTP_11 => "1.1",
+        http::Version::HTTP_2 => "2",
+        http::Version::HTTP_3 => "3",
+        _ => "?",
     }
 }
 

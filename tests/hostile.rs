@@ -110,10 +110,11 @@ fn cut_off_bodies_are_retried_and_the_history_says_why() {
 }
 
 #[test]
-fn a_request_on_a_stale_connection_is_sent_again_on_a_fresh_one() {
+fn a_request_on_a_stale_connection_is_sent_again_on_a_fresh_one_and_counted() {
     // Eight connections are opened and answered, and wait in the pool; each of the next eight
     // requests takes one of them, which the server then drops. The resend must not take another
-    // pooled connection (all eight are as stale): it gets a fresh one and its answer.
+    // pooled connection (all eight are as stale): it gets a fresh one and its answer. It is a
+    // send, so the record counts it and shows it, but not a retry: `--retries 0` allows it.
     let hostile = Hostile::start();
     let input: String = (0..16).map(|_| format!("{}\n", hostile.url("/once"))).collect();
     let run = outofsync()
@@ -123,10 +124,22 @@ fn a_request_on_a_stale_connection_is_sent_again_on_a_fresh_one() {
         .unwrap();
     let records = records(&run.stdout);
     assert_eq!(records.len(), 16);
+    let mut resent = 0;
     for r in &records {
         assert_eq!(r["json"]["once"], true, "{r}");
-        assert_eq!(r["attempts"], 1, "a resend is not a retry: {r}");
+        match r["attempts"].as_u64() {
+            Some(1) => assert!(r.get("history").is_none(), "{r}"),
+            Some(2) => {
+                resent += 1;
+                let history = r["history"].as_array().unwrap();
+                assert_eq!(history.len(), 1, "{r}");
+                assert_eq!(history[0]["stale_connection"], true, "{r}");
+                assert_eq!(history[0]["error"], "io", "{r}");
+            }
+            _ => panic!("one send, or one more after a stale connection: {r}"),
+        }
     }
+    assert_eq!(resent, 8, "each of the second eight met a connection the server dropped");
 }
 
 #[test]

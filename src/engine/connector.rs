@@ -1,11 +1,10 @@
 //! Opening connections: `--resolve` overrides, DNS, TCP with a connect timeout, TLS with ALPN.
 //!
-//! Written as our own tower service (rather than hyper-util's `HttpConnector` plus a TLS wrapper)
-//! so that every failure comes back as a typed [`ConnectError`] — DNS, refused, timed out or TLS —
-//! which is what lets a record say precisely why a request failed.
+//! Our own (rather than hyper-util's `HttpConnector` plus a TLS wrapper) so that every failure
+//! comes back as a typed [`ConnectError`] — DNS, refused, timed out or TLS — which is what lets a
+//! record say precisely why a request failed.
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
@@ -13,9 +12,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use http::Uri;
-use hyper_util::client::legacy::connect::{Connected, Connection};
-use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
@@ -36,12 +32,9 @@ pub(crate) enum ConnectError {
     /// The connection (TCP and TLS) took longer than the connect timeout.
     #[error("connecting to {host} took longer than {after:?}")]
     Timeout { host: String, after: Duration },
-    /// The TLS handshake failed.
-    #[error("TLS handshake with {host} failed: {source}")]
-    Tls { host: String, source: io::Error },
-    /// The URI has no host (cannot happen for validated requests).
-    #[error("the URL has no host")]
-    NoHost,
+    /// The TLS handshake failed; the message names the cause and the remedy.
+    #[error("{message}")]
+    Tls { message: String },
 }
 
 /// A plain or TLS connection.
@@ -50,18 +43,10 @@ pub(crate) enum Stream {
     Tls(Box<TlsStream<TcpStream>>),
 }
 
-impl Connection for Stream {
-    fn connected(&self) -> Connected {
-        match self {
-            Stream::Plain(_) => Connected::new(),
-            Stream::Tls(tls) => {
-                if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
-                    Connected::new().negotiated_h2()
-                } else {
-                    Connected::new()
-                }
-            }
-        }
+impl Stream {
+    /// Whether TLS negotiated HTTP/2 (ALPN `h2`).
+    pub fn is_h2(&self) -> bool {
+        matches!(self, Stream::Tls(tls) if tls.get_ref().1.alpn_protocol() == Some(b"h2"))
     }
 }
 
@@ -115,8 +100,7 @@ impl AsyncWrite for Stream {
     }
 }
 
-/// Opens connections: for hyper-util's pooled client (as a tower service) and for the engine's
-/// own HTTP/1 pool ([`Connector::open`]).
+/// Opens connections for the engine's pool.
 #[derive(Clone)]
 pub(crate) struct Connector {
     inner: Arc<Inner>,
@@ -142,26 +126,6 @@ impl Connector {
     }
 }
 
-impl tower_service::Service<Uri> for Connector {
-    type Response = TokioIo<Stream>;
-    type Error = ConnectError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, ConnectError>> + Send>>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), ConnectError>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, uri: Uri) -> Self::Future {
-        let inner = self.inner.clone();
-        Box::pin(async move {
-            let host = uri.host().ok_or(ConnectError::NoHost)?;
-            let https = uri.scheme_str() == Some("https");
-            let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
-            inner.connect(host, port, https).await.map(TokioIo::new)
-        })
-    }
-}
-
 impl Inner {
     async fn connect(&self, host: &str, port: u16, https: bool) -> Result<Stream, ConnectError> {
         let bare = host.trim_start_matches('[').trim_end_matches(']');
@@ -176,14 +140,13 @@ impl Inner {
                 return Ok(Stream::Plain(tcp));
             }
             let name = ServerName::try_from(bare.to_owned()).map_err(|e| ConnectError::Tls {
-                host: host.to_owned(),
-                source: io::Error::new(io::ErrorKind::InvalidInput, e),
+                message: format!("{host} is not a name TLS can check: {e}"),
             })?;
             let tls = self
                 .tls
                 .connect(name, tcp)
                 .await
-                .map_err(|source| ConnectError::Tls { host: host.to_owned(), source })?;
+                .map_err(|e| ConnectError::Tls { message: super::tls::explain(host, &e) })?;
             Ok(Stream::Tls(Box::new(tls)))
         })
         .await

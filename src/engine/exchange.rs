@@ -1,26 +1,26 @@
 //! One HTTP exchange: send a request, wait for the head, take in the body within every limit, and
 //! say precisely what went wrong when something did.
 
-use std::error::Error as StdError;
 use std::future::Future;
-use std::io;
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::FutureExt;
-use http::header::{CONNECTION, CONTENT_LENGTH, HOST, HeaderValue, LOCATION};
+use http::header::{
+    CONNECTION, CONTENT_LENGTH, HOST, HeaderName, HeaderValue, LOCATION, TE, TRANSFER_ENCODING, UPGRADE,
+};
 use http::{HeaderMap, Method, Request, StatusCode, Uri, Version};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper_util::client::legacy::{self, Client};
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use tokio::time::Instant;
 use url::{Position, Url};
 
 use super::BuildError;
 use super::config::{Config, HttpVersion};
-use super::connector::{ConnectError, Connector};
-use super::decode::{BodyBuffer, BodyError};
-use super::pool::{OpenError, Pool, Sender};
+use super::connector::Connector;
+use super::decode::BodyBuffer;
+use super::failure::{Failure, body_failure, hyper_failure, stale_connection};
+use super::pool::{Conn, Ending, Pool, PoolConfig, Target};
 use super::retry::is_idempotent;
 use super::tls;
 use crate::record::ErrorKind;
@@ -42,28 +42,6 @@ pub(crate) struct Hop {
     pub body: Option<Bytes>,
 }
 
-/// Why an exchange failed: a record's error kind and message.
-#[derive(Debug)]
-pub(crate) struct Failure {
-    pub kind: ErrorKind,
-    pub message: String,
-}
-
-impl Failure {
-    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self { kind, message: message.into() }
-    }
-}
-
-impl From<BodyError> for Failure {
-    fn from(e: BodyError) -> Self {
-        match e {
-            BodyError::TooLarge(m) => Failure::new(ErrorKind::TooLarge, m),
-            BodyError::Decode(m) => Failure::new(ErrorKind::Decode, m),
-        }
-    }
-}
-
 /// A complete response.
 pub(crate) struct Response {
     pub status: StatusCode,
@@ -80,6 +58,26 @@ pub(crate) enum Exchanged {
     Response(Response),
 }
 
+/// What the wire saw of one exchange besides its outcome. Filled in as the exchange goes, so
+/// that it holds even for an exchange cut short by a timeout.
+#[derive(Debug, Default)]
+pub(crate) struct Wire {
+    /// The protocol of the connection the request went out on.
+    pub version: Option<Version>,
+    /// Whether that connection had carried requests before.
+    pub reused: bool,
+    /// A send before the last one: on a reused connection that turned out closed, after which
+    /// the request went out again at once on a new connection.
+    pub resent: Option<Resent>,
+}
+
+/// A send that met a connection the server had already closed.
+#[derive(Debug)]
+pub(crate) struct Resent {
+    pub failure: Failure,
+    pub elapsed: Duration,
+}
+
 /// What carries one exchange: the HTTP [`Transport`] in use, or a scripted fake in tests.
 ///
 /// The request loop (`execute`) is written against this trait so that its time logic — backoff,
@@ -87,23 +85,15 @@ pub(crate) enum Exchanged {
 /// paused runtime jumps time forward whenever every task waits, which would fire real sockets'
 /// timeouts at once).
 pub(crate) trait Exchange: Send + Sync + 'static {
-    /// Sends `hop` and takes in its response, within the transport's own limits.
-    fn exchange(&self, hop: &Hop) -> impl Future<Output = Result<Exchanged, Failure>> + Send;
+    /// Sends `hop` and takes in its response, within the transport's own limits, noting in
+    /// `wire` what went over the wire.
+    fn exchange(&self, hop: &Hop, wire: &mut Wire)
+    -> impl Future<Output = Result<Exchanged, Failure>> + Send;
 }
 
-/// The HTTP clients and the limits of one exchange.
-///
-/// Plain `http://` over HTTP/1 goes through the engine's own [`Pool`] of hyper connections, the
-/// hot path of a fetcher; `https://` (HTTP/1 or HTTP/2, as ALPN decides) and HTTP/2 with prior
-/// knowledge go through hyper-util's pooled client.
+/// The connection pool and the limits of one exchange.
 pub(crate) struct Transport {
-    /// Plain `http://` over HTTP/1; `None` with `--http2-prior-knowledge`.
-    pool: Option<Pool>,
-    client: Client<Connector, Full<Bytes>>,
-    /// The same client without a pool, for the one resend after a stale keep-alive connection:
-    /// the pool may hold more connections that the server has closed, and the resend must not
-    /// take one of them.
-    fresh: Client<Connector, Full<Bytes>>,
+    pool: Pool,
     read_timeout: Duration,
     max_body: u64,
     follow: bool,
@@ -118,27 +108,22 @@ impl Transport {
         };
         let tls = tls::client_config(config.ca_file.as_deref(), config.insecure, alpn)?;
         let connector = Connector::new(&config.resolve, config.connect_timeout, tls);
-        let mut builder = Client::builder(TokioExecutor::new());
-        builder
-            .timer(TokioTimer::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(IDLE_TIMEOUT)
-            // Header floods are refused by hyper's own limit of 100 header lines, deliberately not
-            // set here: setting any value (even 100) makes hyper build and zero a scratch array of
-            // that size for every response, where its default is an inline one.
-            .http1_max_buf_size(MAX_HEAD_BYTES)
-            .http2_max_header_list_size(MAX_HEAD_BYTES as u32)
-            .http2_only(config.http == HttpVersion::Http2PriorKnowledge);
-        let client = builder.build(connector.clone());
-        builder.pool_max_idle_per_host(0);
-        // Every connection in use can wait idle once its request is done, and no more: the
-        // requests in flight are bounded by the concurrency.
-        let pool = (config.http != HttpVersion::Http2PriorKnowledge)
-            .then(|| Pool::new(connector.clone(), config.concurrency.max(1), IDLE_TIMEOUT, MAX_HEAD_BYTES));
+        let pool = Pool::new(
+            connector,
+            PoolConfig {
+                http: config.http,
+                // Every connection in use can wait idle once its request is done, and no more:
+                // the requests in flight are bounded by the concurrency.
+                max_idle: config.concurrency.max(1),
+                idle_timeout: IDLE_TIMEOUT,
+                max_head: MAX_HEAD_BYTES,
+                // A connection with streams waiting is asked for a sign of life well within
+                // the read timeout that would otherwise end them one by one.
+                ping: (config.read_timeout / 2).clamp(Duration::from_secs(1), Duration::from_secs(15)),
+            },
+        );
         Ok(Self {
             pool,
-            client,
-            fresh: builder.build(connector),
             read_timeout: config.read_timeout,
             max_body: config.max_body,
             follow: config.max_redirects > 0,
@@ -147,17 +132,28 @@ impl Transport {
 }
 
 impl Exchange for Transport {
-    async fn exchange(&self, hop: &Hop) -> Result<Exchanged, Failure> {
-        let (response, conn) = tokio::time::timeout(self.read_timeout, self.send(hop))
+    async fn exchange(&self, hop: &Hop, wire: &mut Wire) -> Result<Exchanged, Failure> {
+        let key = origin_key(&hop.url);
+        let https = hop.url.scheme() == "https";
+        let target = Target {
+            key: &key,
+            host: hop.url.host_str().unwrap_or_default(),
+            port: hop.url.port_or_known_default().unwrap_or(if https { 443 } else { 80 }),
+            https,
+        };
+        // Timed out, the send is dropped with its connection: an HTTP/1 connection is closed,
+        // an HTTP/2 stream retires its connection.
+        let (response, conn) = tokio::time::timeout(self.read_timeout, self.send(hop, &target, wire))
             .await
             .map_err(|_| self.idle("waiting for the response"))??;
         // The connection goes back to the pool once the body has been read to its end, unless
         // the server said it closes it.
-        let conn = conn.filter(|_| keeps_alive(&response));
+        let reusable = if keeps_alive(&response) { Ending::Reusable } else { Ending::Spent };
         // hyper bounds the head's memory by its read buffer, but a head can end up to one read
         // past it; the limit itself is held here.
         let head: usize = response.headers().iter().map(|(n, v)| n.as_str().len() + v.len() + 4).sum();
         if head > MAX_HEAD_BYTES {
+            self.pool.release(&key, conn, Ending::Spent);
             return Err(Failure::new(
                 ErrorKind::Decode,
                 format!(
@@ -171,98 +167,89 @@ impl Exchange for Transport {
             && status != StatusCode::NOT_MODIFIED
             && let Some(location) = response.headers().get(LOCATION).cloned()
         {
-            if self.drain(response.into_body()).await {
-                self.put_back(hop, conn);
-            }
+            let drained = self.drain(response.into_body()).await;
+            self.pool.release(&key, conn, if drained { reusable } else { Ending::Spent });
             return Ok(Exchanged::Redirect { status, location });
         }
         let (head, body) = response.into_parts();
-        let body = self.take_body(&head.headers, body).await?;
-        self.put_back(hop, conn);
-        Ok(Exchanged::Response(Response { status, headers: head.headers, body }))
+        match self.take_body(&head.headers, body).await {
+            Ok(body) => {
+                self.pool.release(&key, conn, reusable);
+                Ok(Exchanged::Response(Response { status, headers: head.headers, body }))
+            }
+            Err(failure) => {
+                let ending =
+                    if failure.kind == ErrorKind::Timeout { Ending::TimedOut } else { Ending::Spent };
+                self.pool.release(&key, conn, ending);
+                Err(failure)
+            }
+        }
     }
 }
 
-/// A response and, when it came through the engine's own pool, its connection.
-type Sent = (http::Response<Incoming>, Option<Sender>);
+/// Why a request was not answered on a connection.
+enum SendError {
+    /// It was never written: the connection had closed before.
+    Unsent,
+    /// It was written, and the connection failed before the response head.
+    Sent(hyper::Error),
+}
+
+/// Connections a request may find closed before it is written, before it gives up.
+const UNSENT_TRIES: u32 = 4;
 
 impl Transport {
-    /// Sends `hop` and waits for the response head.
-    async fn send(&self, hop: &Hop) -> Result<Sent, Failure> {
-        match &self.pool {
-            Some(pool) if hop.url.scheme() == "http" => {
-                self.send_pooled(pool, hop).await.map(|(response, conn)| (response, Some(conn)))
-            }
-            _ => self.send_by_client(hop).await.map(|response| (response, None)),
-        }
-    }
-
-    /// Sends `hop` on an idle connection of its origin if there is one, else on a new one.
-    async fn send_pooled(
+    /// Sends `hop` on a connection of the pool and waits for the response head.
+    async fn send(
         &self,
-        pool: &Pool,
         hop: &Hop,
-    ) -> Result<(http::Response<Incoming>, Sender), Failure> {
-        let origin = &hop.url[Position::BeforeHost..Position::AfterPort];
-        // hyper writes the URI as it is given: origin-form, the path and query.
-        let target = &hop.url[Position::BeforePath..Position::AfterQuery];
-        let mut request = request(hop, target)?;
-        while let Some(mut conn) = pool.take(origin) {
-            if conn.ready().await.is_err() {
-                continue; // closed since it was put back
-            }
-            match conn.try_send_request(request).await {
-                Ok(response) => return Ok((response, conn)),
-                Err(mut e) => {
-                    if let Some(unsent) = e.take_message() {
-                        // Never written to the connection: any request may go on another.
-                        request = unsent;
-                        continue;
+        target: &Target<'_>,
+        wire: &mut Wire,
+    ) -> Result<(http::Response<Incoming>, Conn), Failure> {
+        let mut checkout = self.pool.checkout(target).await?;
+        let mut unsent = 0;
+        loop {
+            wire.version = Some(checkout.conn.version());
+            wire.reused = checkout.reused;
+            let request = request(hop, checkout.conn.is_h2())?;
+            let started = Instant::now();
+            match send_on(&mut checkout.conn, request).await {
+                Ok(response) => return Ok((response, checkout.conn)),
+                Err(SendError::Unsent) => {
+                    // Never written to the wire: any request may go on another connection.
+                    unsent += 1;
+                    self.pool.release(target.key, checkout.conn, Ending::Spent);
+                    if unsent >= UNSENT_TRIES {
+                        return Err(Failure::new(
+                            ErrorKind::Io,
+                            format!(
+                                "{unsent} connections to {} closed before the request could be sent",
+                                target.key
+                            ),
+                        ));
                     }
-                    let e = e.into_error();
+                    checkout = self.pool.checkout(target).await?;
+                }
+                Err(SendError::Sent(e)) => {
                     // A server may close an idle keep-alive connection at any time, without
                     // notice, and the pool can hand it out before the close is seen. A request
                     // that dies that way was most likely never read, so an idempotent one goes
-                    // once more, at once, on a new connection (as curl and browsers do); it is
-                    // not a retry, which would cost a backoff.
-                    if !(stale_connection(Some(&e)) && is_idempotent(&hop.method)) {
-                        return Err(hyper_failure(&e, "the response head"));
+                    // once more, at once, on a new connection (as curl and browsers do): a send
+                    // the record counts, but not a retry, which would cost a backoff.
+                    let failure = hyper_failure(&e, "the response head");
+                    if !(checkout.reused
+                        && wire.resent.is_none()
+                        && stale_connection(&e)
+                        && is_idempotent(&hop.method))
+                    {
+                        self.pool.release(target.key, checkout.conn, Ending::Spent);
+                        return Err(failure);
                     }
-                    request = self::request(hop, target)?;
-                    break;
+                    wire.resent = Some(Resent { failure, elapsed: started.elapsed() });
+                    self.pool.release(target.key, checkout.conn, Ending::Spent);
+                    checkout = self.pool.fresh(target).await?;
                 }
             }
-        }
-        let host = hop.url.host_str().unwrap_or_default();
-        let port = hop.url.port_or_known_default().unwrap_or(80);
-        let mut conn = pool.connect(host, port).await.map_err(|e| match e {
-            OpenError::Connect(e) => connect_failure(&e),
-            OpenError::Http(e) => hyper_failure(&e, "the response head"),
-        })?;
-        let sent = match conn.ready().await {
-            Ok(()) => conn.try_send_request(request).await.map_err(|e| e.into_error()),
-            Err(e) => Err(e),
-        };
-        sent.map(|response| (response, conn)).map_err(|e| hyper_failure(&e, "the response head"))
-    }
-
-    /// Sends `hop` through hyper-util's pooled client.
-    async fn send_by_client(&self, hop: &Hop) -> Result<http::Response<Incoming>, Failure> {
-        match self.client.request(request(hop, hop.url.as_str())?).await {
-            // As in `send_pooled`, through a client without a pool: the pool may hold more
-            // connections that the server has closed, and the resend must not take one of them.
-            Err(e) if !e.is_connect() && stale_connection(e.source()) && is_idempotent(&hop.method) => {
-                self.fresh.request(request(hop, hop.url.as_str())?).await
-            }
-            sent => sent,
-        }
-        .map_err(|e| client_failure(&e))
-    }
-
-    /// Gives `conn` back to the pool, its response read to the end.
-    fn put_back(&self, hop: &Hop, conn: Option<Sender>) {
-        if let (Some(pool), Some(conn)) = (&self.pool, conn) {
-            pool.put(&hop.url[Position::BeforeHost..Position::AfterPort], conn);
         }
     }
 
@@ -319,16 +306,90 @@ impl Transport {
     }
 }
 
-/// The request of `hop`, to `target` (the URL, or its path and query for origin-form).
-fn request(hop: &Hop, target: &str) -> Result<Request<Full<Bytes>>, Failure> {
-    let uri: Uri = target.parse().map_err(|e| {
+/// Sends `request` on `conn` and waits for the response head.
+async fn send_on(
+    conn: &mut Conn,
+    request: Request<Full<Bytes>>,
+) -> Result<http::Response<Incoming>, SendError> {
+    let sent = match conn {
+        Conn::H1(sender) => {
+            if sender.ready().await.is_err() {
+                return Err(SendError::Unsent);
+            }
+            sender.try_send_request(request).await
+        }
+        Conn::H2(lease) => {
+            let mut sender = lease.sender();
+            if sender.ready().await.is_err() {
+                return Err(SendError::Unsent);
+            }
+            sender.try_send_request(request).await
+        }
+    };
+    sent.map_err(
+        |mut e| if e.take_message().is_some() { SendError::Unsent } else { SendError::Sent(e.into_error()) },
+    )
+}
+
+/// The origin of `url` as the pool's key: scheme, host and port as the URL writes them (a default
+/// port is never written), without credentials.
+fn origin_key(url: &Url) -> std::borrow::Cow<'_, str> {
+    if url.username().is_empty() && url.password().is_none() {
+        std::borrow::Cow::Borrowed(&url[..Position::AfterPort])
+    } else {
+        std::borrow::Cow::Owned(format!(
+            "{}://{}",
+            url.scheme(),
+            &url[Position::BeforeHost..Position::AfterPort]
+        ))
+    }
+}
+
+/// The request of `hop`: over HTTP/1.1 in origin-form with a `Host` header; over HTTP/2 with
+/// the authority in the URI (hyper sends it as `:authority`) and no `Host` (RFC 9113 §8.3.1).
+fn request(hop: &Hop, h2: bool) -> Result<Request<Full<Bytes>>, Failure> {
+    let unusable = |e: &dyn std::fmt::Display| {
         Failure::new(ErrorKind::InvalidRequest, format!("URL {} is not usable: {e}", hop.url))
-    })?;
+    };
+    let (uri, headers) = if h2 {
+        let (authority, headers) = h2_headers(hop);
+        let uri = Uri::builder()
+            .scheme(hop.url.scheme())
+            .authority(authority.as_deref().unwrap_or(&hop.url[Position::BeforeHost..Position::AfterPort]))
+            .path_and_query(&hop.url[Position::BeforePath..Position::AfterQuery])
+            .build()
+            .map_err(|e| unusable(&e))?;
+        (uri, headers)
+    } else {
+        // hyper writes the URI as it is given: origin-form, the path and query.
+        let uri: Uri =
+            hop.url[Position::BeforePath..Position::AfterQuery].parse().map_err(|e| unusable(&e))?;
+        (uri, headers(hop))
+    };
     let mut request = Request::new(Full::new(hop.body.clone().unwrap_or_default()));
     *request.method_mut() = hop.method.clone();
     *request.uri_mut() = uri;
-    *request.headers_mut() = headers(hop);
+    *request.headers_mut() = headers;
     Ok(request)
+}
+
+/// The headers of `hop` over HTTP/2, and the authority a `Host` header of its own asks for.
+///
+/// HTTP/2 forbids the connection-specific headers of HTTP/1.1 (RFC 9113 §8.2.2); a `Host` set
+/// by the user names the authority instead.
+fn h2_headers(hop: &Hop) -> (Option<String>, HeaderMap) {
+    let mut headers = (*hop.headers).clone();
+    let authority = headers.remove(HOST).and_then(|v| v.to_str().ok().map(str::to_owned));
+    for name in [CONNECTION, TRANSFER_ENCODING, UPGRADE] {
+        headers.remove(name);
+    }
+    for name in ["keep-alive", "proxy-connection"] {
+        headers.remove(HeaderName::from_static(name));
+    }
+    if headers.get(TE).is_some_and(|te| !te.as_bytes().eq_ignore_ascii_case(b"trailers")) {
+        headers.remove(TE);
+    }
+    (authority, headers)
 }
 
 /// The headers of the last request built on this thread, and what they were built from.
@@ -394,106 +455,6 @@ fn keeps_alive<B>(response: &http::Response<B>) -> bool {
             })
         };
     if response.version() == Version::HTTP_10 { says(b"keep-alive") } else { !says(b"close") }
-}
-
-/// Whether a request failed as one sent on a connection the server had already closed fails:
-/// the connection ended or reset before any of the response came. `cause` is the error (or, for
-/// a client error, its first cause); connecting failures are not passed here.
-fn stale_connection(cause: Option<&(dyn StdError + 'static)>) -> bool {
-    let mut source = cause;
-    while let Some(cause) = source {
-        if let Some(h) = cause.downcast_ref::<hyper::Error>()
-            && h.is_incomplete_message()
-        {
-            return true;
-        }
-        if let Some(io) = cause.downcast_ref::<io::Error>() {
-            use io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset};
-            return matches!(io.kind(), ConnectionReset | BrokenPipe | ConnectionAborted);
-        }
-        source = cause.source();
-    }
-    false
-}
-
-/// A failure of hyper-util's client before the response head arrived.
-fn client_failure(e: &legacy::Error) -> Failure {
-    let mut source: Option<&(dyn StdError + 'static)> = e.source();
-    while let Some(cause) = source {
-        if let Some(c) = cause.downcast_ref::<ConnectError>() {
-            return connect_failure(c);
-        }
-        if let Some(h) = cause.downcast_ref::<hyper::Error>() {
-            return hyper_failure(h, "the response head");
-        }
-        source = cause.source();
-    }
-    Failure::new(ErrorKind::Io, describe(e))
-}
-
-/// A connection that could not be opened.
-fn connect_failure(e: &ConnectError) -> Failure {
-    let kind = match e {
-        ConnectError::Dns { .. } => ErrorKind::Dns,
-        ConnectError::Connect { .. } | ConnectError::NoHost => ErrorKind::Connect,
-        ConnectError::Timeout { .. } => ErrorKind::Timeout,
-        ConnectError::Tls { .. } => ErrorKind::Tls,
-    };
-    Failure::new(kind, describe(e))
-}
-
-/// A failure while the body was coming in.
-fn body_failure(e: &hyper::Error, received: u64) -> Failure {
-    let io_kind = std::iter::successors(e.source(), |&c| c.source())
-        .find_map(|c| c.downcast_ref::<io::Error>())
-        .map(io::Error::kind);
-    // hyper says "incomplete" for a chunked body cut short, and passes on an unexpected end of
-    // file from its length decoder for a Content-Length body cut short: the same event to us.
-    if e.is_incomplete_message() || io_kind == Some(io::ErrorKind::UnexpectedEof) {
-        return Failure::new(
-            ErrorKind::Io,
-            format!("the connection closed after {received} bytes, before the body was complete"),
-        );
-    }
-    // Broken chunked framing comes as invalid data (or input) from hyper's decoder: the server's
-    // fault, not the connection's, and not worth a retry.
-    if matches!(io_kind, Some(io::ErrorKind::InvalidData | io::ErrorKind::InvalidInput)) {
-        let cause = std::iter::successors(e.source(), |&c| c.source())
-            .last()
-            .map_or_else(String::new, |c| c.to_string());
-        return Failure::new(
-            ErrorKind::Decode,
-            format!("invalid HTTP in the body after {received} bytes: {cause}"),
-        );
-    }
-    hyper_failure(e, "the body")
-}
-
-fn hyper_failure(e: &hyper::Error, what: &str) -> Failure {
-    if e.is_timeout() {
-        Failure::new(ErrorKind::Timeout, format!("timed out reading {what}"))
-    } else if e.is_parse() || e.is_parse_status() || e.is_parse_too_large() {
-        Failure::new(ErrorKind::Decode, format!("invalid HTTP in {what}: {}", describe(e)))
-    } else if e.is_incomplete_message() {
-        Failure::new(ErrorKind::Io, format!("the connection closed before {what} was complete"))
-    } else {
-        Failure::new(ErrorKind::Io, format!("reading {what} failed: {}", describe(e)))
-    }
-}
-
-/// An error and its causes, as one line, without repeating a message a cause already says.
-pub(crate) fn describe(e: &(dyn StdError + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = cause.source();
-    }
-    out
 }
 
 #[cfg(test)]

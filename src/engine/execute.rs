@@ -9,7 +9,8 @@ use http::HeaderMap;
 use tokio::time::Instant;
 
 use super::config::Config;
-use super::exchange::{Exchange, Exchanged, Failure, Hop, Response, Transport};
+use super::exchange::{Exchange, Exchanged, Hop, Response, Transport, Wire};
+use super::failure::Failure;
 use super::limits::Limits;
 use super::retry::{self, Failed};
 use super::{payload, redirect};
@@ -67,6 +68,9 @@ impl<T: Exchange> Engine<T> {
         let mut clock: Option<(Instant, Instant)> = None;
         // When the current attempt began; `None` between attempts (a redirect continues one).
         let mut attempt_start: Option<Instant> = None;
+        // Sends again at once after a stale keep-alive connection: counted in `attempts`, but
+        // not retries, so they do not use up `--retries`.
+        let mut resends = 0;
 
         let (last, note) = loop {
             let host = self.limits.host(&hop.url);
@@ -92,10 +96,22 @@ impl<T: Exchange> Engine<T> {
                 attempt_start = Some(now);
             }
             let budget = self.config.timeout.min(deadline.saturating_duration_since(now));
-            let exchanged = tokio::time::timeout(budget, self.transport.exchange(&hop))
+            let mut wire = Wire::default();
+            let exchanged = tokio::time::timeout(budget, self.transport.exchange(&hop, &mut wire))
                 .await
                 .unwrap_or_else(|_| Err(self.attempt_timeout(budget)));
             drop(turn);
+            if let Some(resent) = wire.resent {
+                record.attempts += 1;
+                resends += 1;
+                record.push_history(Attempt {
+                    error: Some(resent.failure.kind),
+                    elapsed_ms: ms(resent.elapsed),
+                    stale_connection: true,
+                    ..Attempt::default()
+                });
+            }
+            record.http = wire.version.or(record.http);
 
             let failed = match &exchanged {
                 Ok(Exchanged::Redirect { status, location }) => {
@@ -130,7 +146,7 @@ impl<T: Exchange> Engine<T> {
                 Err(failure) => Failed::Error(failure.kind),
             };
             let left = deadline.saturating_duration_since(Instant::now());
-            let decision = self.config.retry.decide(&hop.method, record.attempts, failed, left);
+            let decision = self.config.retry.decide(&hop.method, record.attempts - resends, failed, left);
             if let Some(wait) = decision.cool_down {
                 host.cool_down(Instant::now() + wait);
             }
@@ -140,10 +156,7 @@ impl<T: Exchange> Engine<T> {
                 Failed::Error(kind) => (None, Some(kind)),
             };
             let elapsed = attempt_start.take().map_or(Duration::ZERO, |t| t.elapsed());
-            record.history.push(Attempt { status, error, elapsed_ms: ms(elapsed) });
-            if record.history.len() > Record::HISTORY_LIMIT {
-                record.history.remove(0);
-            }
+            record.push_history(Attempt { status, error, elapsed_ms: ms(elapsed), ..Attempt::default() });
             tokio::time::sleep(wait).await;
         };
 

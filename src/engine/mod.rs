@@ -17,6 +17,7 @@ mod decode;
 mod drive;
 mod exchange;
 mod execute;
+mod failure;
 mod filter;
 mod limits;
 mod paginate;

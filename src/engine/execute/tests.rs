@@ -11,7 +11,8 @@ use tokio::time::Instant;
 
 use super::Engine;
 use crate::engine::config::{Config, RetryPolicy};
-use crate::engine::exchange::{Exchange, Exchanged, Failure, Hop, Response};
+use crate::engine::exchange::{Exchange, Exchanged, Hop, Resent, Response, Wire};
+use crate::engine::failure::Failure;
 use crate::record::{ErrorKind, Record};
 use crate::request::RequestSpec;
 
@@ -22,10 +23,12 @@ struct Reply {
     retry_after: Option<u64>,
     location: Option<&'static str>,
     takes: Duration,
+    /// Met a stale keep-alive connection first, and was sent again.
+    stale: bool,
 }
 
 fn status(code: u16) -> Reply {
-    Reply { outcome: Ok(code), retry_after: None, location: None, takes: Duration::ZERO }
+    Reply { outcome: Ok(code), retry_after: None, location: None, takes: Duration::ZERO, stale: false }
 }
 
 fn error(kind: ErrorKind) -> Reply {
@@ -45,6 +48,11 @@ impl Reply {
 
     fn to(mut self, location: &'static str) -> Self {
         self.location = Some(location);
+        self
+    }
+
+    fn after_stale_connection(mut self) -> Self {
+        self.stale = true;
         self
     }
 }
@@ -79,7 +87,7 @@ impl Scripted {
 }
 
 impl Exchange for Scripted {
-    async fn exchange(&self, hop: &Hop) -> Result<Exchanged, Failure> {
+    async fn exchange(&self, hop: &Hop, wire: &mut Wire) -> Result<Exchanged, Failure> {
         let url = hop.url.as_str();
         let reply = {
             let mut scripts = self.scripts.lock().unwrap();
@@ -87,6 +95,12 @@ impl Exchange for Scripted {
             if queue.len() > 1 { queue.pop_front().unwrap() } else { queue[0].clone() }
         };
         self.log.lock().unwrap().push((url.to_owned(), self.start.elapsed()));
+        if reply.stale {
+            let failure =
+                Failure::new(ErrorKind::Io, "the connection closed before the response head was complete");
+            wire.resent = Some(Resent { failure, elapsed: Duration::from_millis(1) });
+        }
+        wire.version = Some(http::Version::HTTP_11);
         tokio::time::sleep(reply.takes).await;
         let code = reply.outcome.map_err(|kind| Failure::new(kind, "scripted failure"))?;
         let status = StatusCode::from_u16(code).unwrap();
@@ -403,4 +417,23 @@ async fn the_unsafe_send_hook_runs_once_per_non_idempotent_request_and_can_stop_
     assert_eq!((error.kind, refused.attempts), (ErrorKind::Io, 0));
     assert!(error.message.contains("disk full"), "{}", error.message);
     assert_eq!(engine.transport.sent("http://a.test/post").len(), 2, "the refused POST never went out");
+}
+
+/// A send on a stale keep-alive connection is counted as an attempt and shown in the history,
+/// but is not a retry: `--retries 1` still allows one retry after it.
+#[tokio::test(start_paused = true)]
+async fn a_resend_after_a_stale_connection_is_counted_but_is_no_retry() {
+    let url = "http://a.test/stale";
+    let scripted = Scripted::new()
+        .script(url, [status(503).after_stale_connection(), status(200).after_stale_connection()]);
+    let config = Config { retry: RetryPolicy { retries: 1, ..config().retry }, ..config() };
+    let engine = engine_with(config, scripted);
+    let record = engine.execute(0, RequestSpec::get(url).unwrap()).await.record;
+    assert!(record.ok, "{:?}", record.error);
+    assert_eq!(record.attempts, 4, "two sends on stale connections, two answered");
+    let stale: Vec<_> = record.history.iter().map(|a| (a.stale_connection, a.status)).collect();
+    assert_eq!(stale, [(true, None), (false, Some(503)), (true, None)]);
+    assert_eq!(record.http, Some(http::Version::HTTP_11));
+    let line = record.to_json_line();
+    assert!(line.contains(r#""http":"1.1""#) && line.contains(r#""stale_connection":true"#), "{line}");
 }

@@ -120,6 +120,7 @@ impl BlockingClient {
             record.final_url = Some(response.get_uri().to_string());
         }
         let status = response.status();
+        record.http = Some(response.version());
         if let Some(coding) = response.headers().get(CONTENT_ENCODING).filter(|c| c.as_bytes() != b"identity")
         {
             return Err(RecordError::new(
