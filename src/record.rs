@@ -9,8 +9,6 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::request::RequestSpec;
-
 /// Why a request failed: a small, closed set, each with a clear message in [`RecordError`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -182,34 +180,6 @@ impl Record {
             self.history.remove(0);
         }
         self.history.push(attempt);
-    }
-
-    /// The record of a request about to be sent: what identifies it (position, line, `id`, `meta`,
-    /// URL, method), with its outcome still to be filled in. Every client starts a record here, so
-    /// that they all name a request the same way.
-    pub fn for_request(i: u64, spec: &RequestSpec) -> Self {
-        Self {
-            i,
-            line: spec.line,
-            id: spec.id.clone(),
-            meta: spec.meta.clone(),
-            url: Some(spec.url.to_string()),
-            method: Some(spec.method.as_str().to_owned()),
-            ..Self::default()
-        }
-    }
-
-    /// As [`Record::for_request`], but taking the request's `id` and `meta` instead of copying
-    /// them, and without the URL, which the caller fills in once it has the request's own to give.
-    pub(crate) fn taking_from(i: u64, spec: &mut RequestSpec) -> Self {
-        Self {
-            i,
-            line: spec.line,
-            id: spec.id.take(),
-            meta: spec.meta.take(),
-            method: Some(spec.method.as_str().to_owned()),
-            ..Self::default()
-        }
     }
 
     /// A failed record for input that never became a request.

@@ -10,6 +10,27 @@ use http::HeaderMap;
 
 use super::filter::JqFilter;
 use super::paginate::Paginate;
+pub use super::retry::RetryPolicy;
+
+/// Why a fetcher could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// The `--cacert` file could not be used.
+    #[error("cannot use the CA file {}: {why}", path.display())]
+    CaFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// TLS could not be set up.
+    #[error("cannot set up TLS: {0}")]
+    Tls(String),
+    /// A setting is out of range.
+    #[error("{0}")]
+    Invalid(String),
+}
 
 /// Everything the engine can be told. Build one with [`Fetcher::builder`](crate::Fetcher::builder)
 /// or fill the fields and pass it to [`FetcherBuilder::config`](crate::FetcherBuilder::config).
@@ -148,33 +169,6 @@ pub fn default_headers() -> HeaderMap {
     headers.insert(ACCEPT, HeaderValue::from_static("application/json, */*;q=0.5"));
     headers.insert(ACCEPT_ENCODING, HeaderValue::from_static("gzip, deflate, br, zstd"));
     headers
-}
-
-/// When and how requests are retried.
-#[derive(Clone, Debug)]
-pub struct RetryPolicy {
-    /// Retries after the first attempt. Default: 2.
-    pub retries: u32,
-    /// The first backoff; it doubles with each retry, with full jitter. Default: 500 ms.
-    pub backoff: Duration,
-    /// The largest backoff. Default: 30 s.
-    pub max_backoff: Duration,
-    /// The longest `Retry-After` honoured; a longer one ends the retries. Default: 60 s.
-    pub max_retry_after: Duration,
-    /// Retry `POST` and `PATCH` too (they may then take effect twice). Default: off.
-    pub non_idempotent: bool,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        Self {
-            retries: 2,
-            backoff: Duration::from_millis(500),
-            max_backoff: Duration::from_secs(30),
-            max_retry_after: Duration::from_secs(60),
-            non_idempotent: false,
-        }
-    }
 }
 
 /// What goes into the record of the body.

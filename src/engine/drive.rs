@@ -24,7 +24,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::execute::Engine;
+use super::run::Engine;
 
 /// Records an input running ahead of the head of the window may hold before it waits.
 pub const PAGES_AHEAD: usize = 4;

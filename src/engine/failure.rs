@@ -10,12 +10,15 @@ use crate::record::ErrorKind;
 
 /// Why an exchange failed: a record's error kind and message.
 #[derive(Clone, Debug)]
-pub(crate) struct Failure {
+pub struct Failure {
+    /// The kind, as the record will say it.
     pub kind: ErrorKind,
+    /// What happened, naming the cause.
     pub message: String,
 }
 
 impl Failure {
+    /// A failure of `kind`.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         Self { kind, message: message.into() }
     }

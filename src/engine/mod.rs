@@ -16,28 +16,30 @@ mod connector;
 mod decode;
 mod drive;
 mod exchange;
-mod execute;
 mod failure;
 mod filter;
 mod limits;
+pub mod machine;
 mod paginate;
 mod payload;
 mod pool;
 mod rate;
 mod redirect;
 mod retry;
+mod run;
 mod shutdown;
 mod tls;
+mod transport;
 mod validate;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{Stream, StreamExt, stream};
 
 pub use config::{
-    BodyMode, Config, HttpVersion, Rate, Resolve, RetryPolicy, SendHook, StatusRanges, default_headers,
+    BodyMode, BuildError, Config, HttpVersion, Rate, Resolve, RetryPolicy, SendHook, StatusRanges,
+    default_headers,
 };
 pub use drive::{Order, RunOptions};
 pub use filter::{FilterError, JqFilter};
@@ -48,31 +50,11 @@ pub use shutdown::Shutdown;
 
 use crate::record::Record;
 use crate::request::{Input, RequestSpec};
-use execute::Engine;
+use run::Engine;
 
 /// Admission slots per unit of concurrency: room for requests that wait (retry, cooldown, a busy
 /// host) without stalling the others.
 const ADMISSION_FACTOR: usize = 4;
-
-/// Why a fetcher could not be built.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum BuildError {
-    /// The `--cacert` file could not be used.
-    #[error("cannot use the CA file {}: {why}", path.display())]
-    CaFile {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong with it.
-        why: String,
-    },
-    /// TLS could not be set up.
-    #[error("cannot set up TLS: {0}")]
-    Tls(String),
-    /// A setting is out of range.
-    #[error("{0}")]
-    Invalid(String),
-}
 
 /// Fetches requests concurrently; every request ends as exactly one [`Record`].
 ///
@@ -113,7 +95,7 @@ impl Fetcher {
 
     /// Fetches one request; its record has `i = 0`.
     pub async fn fetch(&self, spec: RequestSpec) -> Record {
-        self.engine.execute(0, spec).await.record
+        self.engine.execute(0, spec.into()).await.record
     }
 
     /// Fetches every input of `inputs`, at most `concurrency` at a time, and yields one record per
@@ -248,7 +230,7 @@ impl FetcherBuilder {
         if config.per_host == Some(0) {
             return Err(BuildError::Invalid("the per-host limit must be at least 1".into()));
         }
-        let transport = exchange::Transport::new(&config)?;
+        let transport = transport::Transport::new(&config)?;
         Ok(Fetcher { engine: Arc::new(Engine::new(config, transport)) })
     }
 }

@@ -12,10 +12,7 @@ use http::header::LINK;
 use jaq_json::Val;
 use url::Url;
 
-use super::execute::Engine;
 use super::filter::JqFilter;
-use crate::record::{ErrorKind, Record, RecordError};
-use crate::request::{Input, RequestSpec};
 
 /// How the next page is found.
 #[derive(Clone, Debug)]
@@ -127,83 +124,6 @@ impl Paginate {
     }
 }
 
-impl Engine {
-    /// Runs input number `i` to its end and hands over its records: one, or one per page.
-    ///
-    /// Pages are fetched one after the other (each waits for the previous one's next link); each
-    /// page is a whole request of its own, under the limits, rate and retries of every other.
-    /// Returns early if the receiver is gone.
-    pub(crate) async fn run(&self, i: u64, input: Input, out: &tokio::sync::mpsc::Sender<Record>) {
-        let (spec, first_page) = match input {
-            Input::Invalid(invalid) => {
-                _ = out.send(Record::invalid(i, invalid.line, invalid.message)).await;
-                return;
-            }
-            Input::Unsent { spec, page, error } => {
-                _ = out.send(Record { page, error: Some(error), ..Record::for_request(i, &spec) }).await;
-                return;
-            }
-            Input::Request(spec) => (*spec, 0),
-            Input::Page { spec, page } => (*spec, page),
-        };
-        if self.config.paginate.is_none() {
-            let record = self.execute(i, spec).await.record;
-            _ = out.send(record).await;
-            return;
-        }
-        // Boxed, so that the walk's state (a second request future, the URLs fetched) is not part
-        // of every request's task: with it inline, a task was 23 KiB, allocated and copied once
-        // per request and held by each of 10,000 requests in flight.
-        Box::pin(self.walk(i, spec, first_page, out)).await;
-    }
-
-    /// The pages of input `i`, from `spec` (page `first_page`) on; see [`Engine::run`].
-    async fn walk(
-        &self,
-        i: u64,
-        spec: RequestSpec,
-        first_page: u32,
-        out: &tokio::sync::mpsc::Sender<Record>,
-    ) {
-        let mut fetched = std::collections::HashSet::from([spec.url.clone()]);
-        let mut next_spec = Some(spec);
-        let mut page = first_page;
-        while let Some(spec) = next_spec.take() {
-            let template = RequestSpec { url: spec.url.clone(), ..spec.clone() };
-            let done = self.execute(i, spec).await;
-            let mut record = done.record;
-            record.page = Some(page);
-            if out.send(record).await.is_err() {
-                return;
-            }
-            let Some(next) = done.next else { break };
-            page += 1;
-            if page >= self.config.max_pages {
-                break;
-            }
-            if !fetched.insert(next.clone()) {
-                // A next link back to a page already fetched would walk forever: end with a record
-                // that says so.
-                let mut cycle = Record {
-                    i,
-                    page: Some(page),
-                    line: template.line,
-                    url: Some(next.to_string()),
-                    method: Some(template.method.to_string()),
-                    ..Record::default()
-                };
-                cycle.error = Some(RecordError::new(
-                    ErrorKind::Redirect,
-                    format!("pagination cycle: the next page {next} was already fetched; the walk ends here"),
-                ));
-                _ = out.send(cycle).await;
-                break;
-            }
-            next_spec = Some(RequestSpec { url: next, ..template });
-        }
-    }
-}
-
 /// The target of `rel="next"` in one `Link` header value (which may list several links).
 fn next_link(value: &str) -> Option<String> {
     let mut rest = value;
@@ -233,18 +153,6 @@ mod tests {
 
     fn url(s: &str) -> Url {
         Url::parse(s).unwrap()
-    }
-
-    #[tokio::test]
-    async fn a_request_without_pages_is_a_small_task() {
-        // Each request in flight holds this future in its task (a worker, in completion order):
-        // with the page walk inline it was 23 KiB (3 KiB since the walk is boxed; 4 KiB with the
-        // own pool's send inline). A generous bound, so that only a regression trips it.
-        let fetcher = crate::Fetcher::builder().build().unwrap();
-        let (tx, _rx) = tokio::sync::mpsc::channel(1);
-        let input = Input::from(RequestSpec::get("http://a.test/").unwrap());
-        let task = fetcher.engine.run(0, input, &tx);
-        assert!(std::mem::size_of_val(&task) < 8 * 1024, "{} bytes", std::mem::size_of_val(&task));
     }
 
     #[test]

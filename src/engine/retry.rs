@@ -9,8 +9,34 @@ use std::time::{Duration, SystemTime};
 use http::header::RETRY_AFTER;
 use http::{HeaderMap, Method};
 
-use super::config::RetryPolicy;
 use crate::record::ErrorKind;
+
+/// When and how requests are retried.
+#[derive(Clone, Debug)]
+pub struct RetryPolicy {
+    /// Retries after the first attempt. Default: 2.
+    pub retries: u32,
+    /// The first backoff; it doubles with each retry, with full jitter. Default: 500 ms.
+    pub backoff: Duration,
+    /// The largest backoff. Default: 30 s.
+    pub max_backoff: Duration,
+    /// The longest `Retry-After` honoured; a longer one ends the retries. Default: 60 s.
+    pub max_retry_after: Duration,
+    /// Retry `POST` and `PATCH` too (they may then take effect twice). Default: off.
+    pub non_idempotent: bool,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            retries: 2,
+            backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(30),
+            max_retry_after: Duration::from_secs(60),
+            non_idempotent: false,
+        }
+    }
+}
 
 /// Statuses worth another try: the server or something in front of it may answer next time.
 pub const RETRYABLE_STATUSES: [u16; 6] = [408, 429, 500, 502, 503, 504];

@@ -17,7 +17,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
-use super::BuildError;
+use super::config::BuildError;
 
 /// A client configuration trusting `ca_file` (PEM) if given, else the built-in roots.
 pub(crate) fn client_config(

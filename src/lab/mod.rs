@@ -86,7 +86,7 @@ pub struct CellResult {
     /// engine's requests really were out at once; on a fast endpoint they spend their time in the
     /// client instead.
     pub server_in_flight: u64,
-    /// Requests the server answered (one per record: the lab never retries).
+    /// Requests the server answered: the sum of the records' attempts (retries included).
     pub server_requests: u64,
     /// Peak memory growth over the run divided by the most requests the engine had in flight, in
     /// bytes.

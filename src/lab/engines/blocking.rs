@@ -1,5 +1,8 @@
 //! [`BlockingClient`]: a truly blocking HTTP client (ureq: `std::net`, no runtime inside) that
-//! turns a request into the same [`Record`] as [`Fetcher`](crate::Fetcher) does.
+//! drives the same request [`machine`](crate::engine::machine) as [`Fetcher`](crate::Fetcher):
+//! the same retries, backoff, `Retry-After`, cooldowns, redirects and deadlines, and so the very
+//! same [`Record`]s. Only the waiting differs: this thread sleeps and blocks where the engine's
+//! tasks yield to their event loop.
 //!
 //! The thread that calls [`BlockingClient::fetch`] is parked in `read(2)` until the response
 //! comes — which is the point of the `threads` and `pool` engines. `reqwest::blocking` would not
@@ -7,7 +10,8 @@
 //!
 //! Fairness with the async client, setting by setting:
 //! - HTTP/1.1 on both sides, the same headers (ureq's own `User-Agent` and `Accept` are replaced
-//!   by the config's), no compression asked for, one attempt, the same timeouts and body limit;
+//!   by the config's), no compression asked for, the same timeouts and body limit;
+//! - ureq follows no redirect itself: the machine does, as for the engine;
 //! - the idle connection pool is as large as the concurrency (ureq keeps only 3 per host by
 //!   default, which would reconnect for nearly every request), like hyper's, which is unbounded;
 //! - ureq's buffers are 8 KiB each way instead of 128 KiB, as hyper's (its read buffer starts at
@@ -16,9 +20,11 @@
 //! - host names are never resolved: the lab uses IP literals, and ureq's own resolver would start a
 //!   thread per connection to enforce its timeout, which is not part of the model under test.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Mutex;
 use std::time::Instant;
 
 use http::header::CONTENT_ENCODING;
@@ -26,9 +32,10 @@ use ureq::http;
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 
-use crate::engine::{BodyMode, Config, classify_body};
-use crate::record::{ErrorKind, Record, RecordError};
-use crate::request::{Input, RequestSpec};
+use crate::engine::Config;
+use crate::engine::machine::{Event, Exchanged, Failure, Hop, Request, Response, Step, Wire, is_redirect};
+use crate::record::{ErrorKind, Record};
+use crate::request::Input;
 
 /// The size of ureq's read and write buffers, per connection: hyper's.
 pub const BUFFER_BYTES: usize = 8 * 1024;
@@ -39,6 +46,8 @@ pub struct BlockingClient {
     agent: ureq::Agent,
     /// The settings of the lab's clients: headers, body mode, body limit, statuses that count as ok.
     config: Config,
+    /// Origins cooling down after a `Retry-After`, and until when.
+    cooldowns: Mutex<HashMap<String, Instant>>,
 }
 
 impl fmt::Debug for BlockingClient {
@@ -49,16 +58,13 @@ impl fmt::Debug for BlockingClient {
 
 impl BlockingClient {
     /// A client with `config`'s timeouts, limits, headers and body mode, keeping up to
-    /// `config.concurrency` idle connections. Settings that only the async engine has (retries,
-    /// rate limits, `--resolve`, TLS options) are not used: the lab turns them off on both sides.
+    /// `config.concurrency` idle connections. Settings that only the async engine has (rate
+    /// limits, `--resolve`, TLS options) are not used: the lab turns them off on both sides.
     pub fn new(config: &Config) -> Self {
         let ureq_config = ureq::Agent::config_builder()
             .http_status_as_error(false)
-            .max_redirects(config.max_redirects)
-            .save_redirect_history(true)
+            .max_redirects(0)
             .timeout_connect(Some(config.connect_timeout))
-            .timeout_per_call(Some(config.timeout))
-            .timeout_global(Some(config.deadline))
             .timeout_per_read(Some(config.read_timeout))
             .max_idle_connections(config.concurrency)
             .max_idle_connections_per_host(config.concurrency)
@@ -68,91 +74,100 @@ impl BlockingClient {
         Self {
             agent: ureq::Agent::with_parts(ureq_config, DefaultConnector::new(), LiteralResolver),
             config: config.clone(),
+            cooldowns: Mutex::default(),
         }
     }
 
     /// The record of input number `i`: exactly one, whatever happens.
     pub fn fetch(&self, i: u64, input: Input) -> Record {
-        match input {
-            Input::Invalid(invalid) => Record::invalid(i, invalid.line, invalid.message),
-            Input::Request(spec) => self.execute(i, *spec),
-            // The lab never paginates; a continued walk is fetched as the one page it names.
-            Input::Page { spec, page } => Record { page: Some(page), ..self.execute(i, *spec) },
-            Input::Unsent { spec, page, error } => {
-                Record { page, error: Some(error), ..Record::for_request(i, &spec) }
+        let mut request = match Request::new(&self.config, i, input) {
+            Ok(request) => request,
+            Err(record) => return *record,
+        };
+        let mut event = Event::Start;
+        loop {
+            event = match request.step(event, Instant::now()) {
+                Step::Turn { .. } => {
+                    // Threads are the lab's only limit on concurrency; a cooldown holds them.
+                    let until = self.cooldowns.lock().unwrap().get(&origin(&request.hop().url)).copied();
+                    if let Some(until) = until {
+                        std::thread::sleep(until.saturating_duration_since(Instant::now()));
+                    }
+                    Event::Turn
+                }
+                Step::Send { budget } => self.exchange(request.hop(), budget),
+                Step::Wait { until, cool_down } => {
+                    self.cool_down(request.hop(), cool_down);
+                    std::thread::sleep(until.saturating_duration_since(Instant::now()));
+                    Event::Waited
+                }
+                Step::Done { cool_down } => {
+                    self.cool_down(request.hop(), cool_down);
+                    return request.finish(Instant::now()).record;
+                }
+            };
+        }
+    }
+
+    fn cool_down(&self, hop: &Hop, until: Option<Instant>) {
+        if let Some(until) = until {
+            let mut cooldowns = self.cooldowns.lock().unwrap();
+            let entry = cooldowns.entry(origin(&hop.url)).or_insert(until);
+            *entry = (*entry).max(until);
+        }
+    }
+
+    /// Sends `hop` and takes in its response within `budget`.
+    fn exchange(&self, hop: &Hop, budget: std::time::Duration) -> Event {
+        let wire = Wire::default();
+        let mut request = http::Request::builder().method(hop.method.clone()).uri(hop.url.as_str());
+        *request.headers_mut().expect("a valid method and URL") = (*hop.headers).clone();
+        let sent = match &hop.body {
+            Some(body) => request.body(&body[..]).map(|r| {
+                self.agent.run(self.agent.configure_request(r).timeout_global(Some(budget)).build())
+            }),
+            None => request.body(()).map(|r| {
+                self.agent.run(self.agent.configure_request(r).timeout_global(Some(budget)).build())
+            }),
+        };
+        let mut response = match sent {
+            Ok(Ok(response)) => response,
+            Ok(Err(ureq::Error::Timeout(ureq::Timeout::Global))) => return Event::TimedOut(wire),
+            Ok(Err(e)) => return Event::Exchanged(Err(failure(&e)), wire),
+            Err(e) => {
+                return Event::Exchanged(Err(Failure::new(ErrorKind::InvalidRequest, e.to_string())), wire);
             }
-        }
-    }
-
-    fn execute(&self, i: u64, spec: RequestSpec) -> Record {
-        let started = Instant::now();
-        let mut record = Record { attempts: 1, ..Record::for_request(i, &spec) };
-        let mut request = http::Request::builder().method(spec.method).uri(spec.url.as_str());
-        *request.headers_mut().expect("a valid method and URL") = self.config.headers_for(spec.headers);
-        let sent = match &spec.body {
-            Some(body) => request.body(&body[..]).map(|r| self.agent.run(r)),
-            None => request.body(()).map(|r| self.agent.run(r)),
         };
-        let outcome = match sent {
-            Ok(Ok(response)) => self.settle(&mut record, response),
-            Ok(Err(e)) => Err(failure(&e)),
-            Err(e) => Err(RecordError::new(ErrorKind::InvalidRequest, e.to_string())),
-        };
-        if let Err(error) = outcome {
-            record.error = Some(error);
-        }
-        record.ok = record.error.is_none();
-        record.elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
-        record
-    }
-
-    /// Reads the body and fills the record, as the async engine's `settle` does.
-    fn settle(
-        &self,
-        record: &mut Record,
-        mut response: http::Response<ureq::Body>,
-    ) -> Result<(), RecordError> {
-        use ureq::ResponseExt;
-        // The history holds the request's own URL first, then one per redirect followed.
-        let hops = response.get_redirect_history().map_or(0, |h| h.len().saturating_sub(1));
-        if hops > 0 {
-            record.redirects = hops as u32;
-            record.final_url = Some(response.get_uri().to_string());
-        }
+        let wire = Wire { version: Some(response.version()), ..wire };
         let status = response.status();
-        record.http = Some(response.version());
+        if let Some(location) = is_redirect(self.config.max_redirects, status, response.headers()) {
+            let location = location.clone();
+            return Event::Exchanged(Ok(Exchanged::Redirect { status, location }), wire);
+        }
         if let Some(coding) = response.headers().get(CONTENT_ENCODING).filter(|c| c.as_bytes() != b"identity")
         {
-            return Err(RecordError::new(
-                ErrorKind::Decode,
-                format!("the lab's blocking client does not decode Content-Encoding {coding:?}"),
-            ));
+            let message = format!("the lab's blocking client does not decode Content-Encoding {coding:?}");
+            return Event::Exchanged(Err(Failure::new(ErrorKind::Decode, message)), wire);
         }
-        let body = response
-            .body_mut()
-            .with_config()
-            .limit(self.config.max_body)
-            .read_to_vec()
-            .map_err(|e| failure(&e))?;
-        record.status = Some(status.as_u16());
-        record.bytes = Some(body.len() as u64);
-        let ok_status = self.config.ok_status.contains(status.as_u16());
-        // As in the engine: a failed status keeps whatever body it came with, as best it can be read.
-        let mode =
-            if ok_status || self.config.body == BodyMode::None { self.config.body } else { BodyMode::Auto };
-        record.payload =
-            classify_body(body, mode).map_err(|message| RecordError::new(ErrorKind::Decode, message))?;
-        if !ok_status {
-            let reason = status.canonical_reason().unwrap_or("");
-            let message = format!("{} {reason}", status.as_u16()).trim_end().to_owned();
-            return Err(RecordError::new(ErrorKind::HttpStatus, message));
+        let body = response.body_mut().with_config().limit(self.config.max_body).read_to_vec();
+        match body {
+            Ok(body) => {
+                let headers = std::mem::take(response.headers_mut());
+                Event::Exchanged(Ok(Exchanged::Response(Response { status, headers, body })), wire)
+            }
+            Err(ureq::Error::Timeout(ureq::Timeout::Global)) => Event::TimedOut(wire),
+            Err(e) => Event::Exchanged(Err(failure(&e)), wire),
         }
-        Ok(())
     }
 }
 
+/// The origin of `url`, as a key of the cooldowns.
+fn origin(url: &url::Url) -> String {
+    format!("{}://{}", url.scheme(), &url[url::Position::BeforeHost..url::Position::AfterPort])
+}
+
 /// ureq's error as the record's: the same kinds the async engine reports for the same causes.
-fn failure(e: &ureq::Error) -> RecordError {
+fn failure(e: &ureq::Error) -> Failure {
     use ureq::Error as E;
     let kind = match e {
         E::Timeout(_) => ErrorKind::Timeout,
@@ -167,7 +182,7 @@ fn failure(e: &ureq::Error) -> RecordError {
         E::Tls(_) => ErrorKind::Tls,
         _ => ErrorKind::Decode,
     };
-    RecordError::new(kind, e.to_string())
+    Failure::new(kind, e.to_string())
 }
 
 fn is_connect(kind: io::ErrorKind) -> bool {

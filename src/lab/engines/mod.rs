@@ -167,9 +167,10 @@ pub struct Job {
 }
 
 impl Job {
-    /// The client settings of the lab: HTTP/1.1 only (ureq speaks nothing else), no retries (one
-    /// request, one attempt, in every engine), no `Accept-Encoding` (ureq is built without
-    /// decompression, so neither client may ask for it), `concurrency` at once.
+    /// The client settings of the lab: HTTP/1.1 only (ureq speaks nothing else), retries as
+    /// `fetch` has them (both clients drive the same request machine), no `Accept-Encoding`
+    /// (ureq is built without decompression, so neither client may ask for it), `concurrency`
+    /// at once.
     pub fn client_config(concurrency: usize) -> Config {
         let mut config = Config {
             concurrency,
@@ -177,7 +178,10 @@ impl Job {
             connect_timeout: Duration::from_secs(30),
             ..Config::default()
         };
-        config.retry.retries = 0;
+        // Retried as by `fetch`, but with short waits: the waits would otherwise be most of the
+        // wall time of a workload whose failures are on purpose, in every engine alike.
+        config.retry.backoff = Duration::from_millis(10);
+        config.retry.max_backoff = Duration::from_millis(100);
         config.headers.remove(http::header::ACCEPT_ENCODING);
         config
     }
@@ -207,6 +211,7 @@ pub struct Tally {
 #[derive(Debug)]
 struct Counts {
     records: u64,
+    attempts: u64,
     ok: u64,
     failures: BTreeMap<String, u64>,
     latency_us: Histogram<u64>,
@@ -219,6 +224,9 @@ struct Counts {
 pub struct Totals {
     /// Records produced.
     pub records: u64,
+    /// Requests sent, over all records: every attempt of every request (retries included).
+    #[serde(default)]
+    pub attempts: u64,
     /// Of which successful.
     pub ok: u64,
     /// Failed records by error kind.
@@ -252,6 +260,7 @@ impl Tally {
             base: base.trim_end_matches('/').to_owned(),
             counts: Mutex::new(Counts {
                 records: 0,
+                attempts: 0,
                 ok: 0,
                 failures: BTreeMap::new(),
                 latency_us: Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds"),
@@ -305,6 +314,7 @@ impl Tally {
 
         let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
         counts.records += 1;
+        counts.attempts += u64::from(record.attempts);
         if record.ok {
             counts.ok += 1;
         }
@@ -324,6 +334,7 @@ impl Tally {
         let h = &counts.latency_us;
         Totals {
             records: counts.records,
+            attempts: counts.attempts,
             ok: counts.ok,
             failures: counts.failures.clone(),
             records_digest: format!("{:016x}", counts.records_digest),
