@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod hostile;
+pub mod real;
 pub mod tls;
 
 use std::future::Future;
