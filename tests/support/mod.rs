@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod hostile;
+pub mod nginx;
 pub mod real;
 pub mod tls;
 
