@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod faultproxy;
 pub mod hostile;
 pub mod nginx;
 pub mod real;
