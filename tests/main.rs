@@ -1,5 +1,6 @@
 //! The integration tests: the real binary and the library against the built-in server, started
-//! in-process on 127.0.0.1:0. One test binary, one module per topic.
+//! in-process on 127.0.0.1:0, and against real servers (nginx) started as child processes on free
+//! 127.0.0.1 ports. One test binary, one module per topic.
 
 mod support;
 
@@ -9,6 +10,7 @@ mod lab;
 mod library;
 mod ordered;
 mod pipelines;
+mod real_servers;
 mod resilience;
 mod resume;
 mod server;

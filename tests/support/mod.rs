@@ -3,7 +3,10 @@
 
 #![allow(dead_code)]
 
+pub mod faultproxy;
 pub mod hostile;
+pub mod nginx;
+pub mod real;
 pub mod tls;
 
 use std::future::Future;
