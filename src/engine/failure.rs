@@ -84,20 +84,27 @@ pub(crate) fn hyper_failure(e: &hyper::Error, what: &str) -> Failure {
     }
 }
 
-/// Whether a request failed as one sent on a connection the server had already given up fails:
-/// the connection ended or reset before any of the response came, or (HTTP/2) the server said
-/// it did not process the stream (`REFUSED_STREAM`, or a graceful `GOAWAY` before it).
-pub(crate) fn stale_connection(e: &hyper::Error) -> bool {
+/// Whether a request failed as one sent on a connection the server had already given up fails.
+///
+/// Over HTTP/1.1: the connection ended or reset before any of the response came (a keep-alive
+/// connection the server closed while it was idle). Over HTTP/2 only what the server says it did
+/// not process (RFC 9113 §8.7): `REFUSED_STREAM`, or a graceful `GOAWAY`. A reset of an HTTP/2
+/// connection that was carrying streams is no such sign: the server may have begun on them.
+pub(crate) fn stale_connection(e: &hyper::Error, h2: bool) -> bool {
     let mut source: Option<&(dyn StdError + 'static)> = Some(e);
     while let Some(cause) = source {
+        if let Some(h2) = cause.downcast_ref::<h2::Error>() {
+            return h2.reason() == Some(h2::Reason::REFUSED_STREAM)
+                || (h2.is_go_away() && h2.reason() == Some(h2::Reason::NO_ERROR));
+        }
+        if h2 {
+            source = cause.source();
+            continue;
+        }
         if let Some(h) = cause.downcast_ref::<hyper::Error>()
             && h.is_incomplete_message()
         {
             return true;
-        }
-        if let Some(h2) = cause.downcast_ref::<h2::Error>() {
-            return h2.reason() == Some(h2::Reason::REFUSED_STREAM)
-                || (h2.is_go_away() && h2.reason() == Some(h2::Reason::NO_ERROR));
         }
         if let Some(io) = cause.downcast_ref::<io::Error>() {
             use io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset};

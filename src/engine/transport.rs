@@ -176,7 +176,7 @@ impl Transport {
                     let failure = hyper_failure(&e, "the response head");
                     if !(checkout.reused
                         && wire.resent.is_none()
-                        && stale_connection(&e)
+                        && stale_connection(&e, checkout.conn.is_h2())
                         && is_idempotent(&hop.method))
                     {
                         self.pool.release(target.key, checkout.conn, Ending::Spent);
