@@ -33,7 +33,8 @@ pub enum BuildError {
 }
 
 /// Everything the engine can be told. Build one with [`Fetcher::builder`](crate::Fetcher::builder)
-/// or fill the fields and pass it to [`FetcherBuilder::config`](crate::FetcherBuilder::config).
+/// (a setter per field), or change the fields of `Config::default()` and pass it to
+/// [`FetcherBuilder::config`](crate::FetcherBuilder::config).
 #[derive(Clone, Debug)]
 pub struct Config {
     /// Requests in flight at once, over all hosts. Default: 64.
@@ -183,6 +184,18 @@ pub enum BodyMode {
     Text,
     /// No body in the record (it is still read, counted and checked against `max_body`).
     None,
+}
+
+impl BodyMode {
+    /// The name of the mode, as `--body` takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            BodyMode::Auto => "auto",
+            BodyMode::Json => "json",
+            BodyMode::Text => "text",
+            BodyMode::None => "none",
+        }
+    }
 }
 
 /// Which HTTP versions the client speaks.

@@ -11,6 +11,7 @@
 //! inputs exist at once. [`Fetcher::fetch_indexed`] adds input order (a bounded reorder window)
 //! and a [`Shutdown`] handle; the `drive` module holds both loops.
 
+mod builder;
 mod config;
 mod connector;
 mod decode;
@@ -33,10 +34,10 @@ mod transport;
 mod validate;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures_util::{Stream, StreamExt, stream};
 
+pub use builder::FetcherBuilder;
 pub use config::{
     BodyMode, BuildError, Config, HttpVersion, Rate, Resolve, RetryPolicy, SendHook, StatusRanges,
     default_headers,
@@ -82,10 +83,22 @@ pub struct Fetcher {
     engine: Arc<Engine>,
 }
 
+impl std::fmt::Debug for Fetcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fetcher").field("config", &self.engine.config).finish_non_exhaustive()
+    }
+}
+
 impl Fetcher {
     /// A builder with the default [`Config`].
     pub fn builder() -> FetcherBuilder {
-        FetcherBuilder { config: Config::default() }
+        FetcherBuilder::default()
+    }
+
+    /// A fetcher of `config`, already checked.
+    fn from_checked(config: Config) -> Result<Fetcher, BuildError> {
+        let transport = transport::Transport::new(&config)?;
+        Ok(Fetcher { engine: Arc::new(Engine::new(config, transport)) })
     }
 
     /// The configuration in use.
@@ -113,6 +126,32 @@ impl Fetcher {
             inputs.zip(stream::iter(0u64..)).map(|(input, i)| (i, input)),
             RunOptions::default(),
         )
+    }
+
+    /// As [`Fetcher::fetch_all`], over an iterator: URLs (`&str`, `String`), [`RequestSpec`]s
+    /// or [`Input`]s. A URL that does not parse becomes an `invalid_request` record.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// use futures_util::StreamExt;
+    ///
+    /// let server = outofsync::server::Server::start()?;
+    /// let urls: Vec<String> = (1..=3).map(|n| server.url(&format!("/json?id={n}"))).collect();
+    /// let fetcher = outofsync::Fetcher::builder().build()?;
+    /// let records: Vec<_> = fetcher.fetch_iter(urls).collect().await;
+    /// assert!(records.len() == 3 && records.iter().all(|r| r.ok));
+    /// # Ok(()) }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(run()).unwrap();
+    /// ```
+    pub fn fetch_iter<I>(&self, inputs: I) -> impl Stream<Item = Record> + Send + 'static
+    where
+        I: IntoIterator,
+        I::IntoIter: Send + 'static,
+        I::Item: Into<Input> + Send + 'static,
+    {
+        self.fetch_all(stream::iter(inputs))
     }
 
     /// Fetches inputs that are already numbered — `(i, input)`, `i` becoming `record.i` — in the
@@ -146,92 +185,6 @@ impl Fetcher {
     /// Requests admitted at once in completion order; also the default reorder window.
     pub fn admission_slots(&self) -> usize {
         self.engine.config.concurrency.max(1).saturating_mul(ADMISSION_FACTOR)
-    }
-}
-
-/// Builds a [`Fetcher`]; every setting has the default of [`Config`], and errors are reported once,
-/// by [`FetcherBuilder::build`].
-#[must_use]
-#[derive(Clone, Debug)]
-pub struct FetcherBuilder {
-    config: Config,
-}
-
-impl FetcherBuilder {
-    /// Replaces the whole configuration.
-    pub fn config(mut self, config: Config) -> Self {
-        self.config = config;
-        self
-    }
-
-    /// Requests in flight at once, over all hosts. Default: 64.
-    pub fn concurrency(mut self, n: usize) -> Self {
-        self.config.concurrency = n;
-        self
-    }
-
-    /// Requests in flight at once to one host. Default: no extra limit.
-    pub fn per_host(mut self, n: usize) -> Self {
-        self.config.per_host = Some(n);
-        self
-    }
-
-    /// Time allowed for one attempt. Default: 120 s.
-    pub fn timeout(mut self, d: Duration) -> Self {
-        self.config.timeout = d;
-        self
-    }
-
-    /// Time allowed to connect. Default: 10 s.
-    pub fn connect_timeout(mut self, d: Duration) -> Self {
-        self.config.connect_timeout = d;
-        self
-    }
-
-    /// Time allowed without receiving anything. Default: 30 s.
-    pub fn read_timeout(mut self, d: Duration) -> Self {
-        self.config.read_timeout = d;
-        self
-    }
-
-    /// Retries after the first attempt. Default: 2.
-    pub fn retries(mut self, n: u32) -> Self {
-        self.config.retry.retries = n;
-        self
-    }
-
-    /// Requests per host per period. Default: none.
-    pub fn rate(mut self, rate: Rate) -> Self {
-        self.config.rate = Some(rate);
-        self
-    }
-
-    /// What the record keeps of the body. Default: [`BodyMode::Auto`].
-    pub fn body(mut self, mode: BodyMode) -> Self {
-        self.config.body = mode;
-        self
-    }
-
-    /// The largest body accepted, on the wire and decoded. Default: 32 MiB.
-    pub fn max_body(mut self, bytes: u64) -> Self {
-        self.config.max_body = bytes;
-        self
-    }
-
-    /// Builds the fetcher (the connection pool is empty until the first request).
-    ///
-    /// # Errors
-    /// A setting is out of range, or the CA file cannot be read.
-    pub fn build(self) -> Result<Fetcher, BuildError> {
-        let config = self.config;
-        if config.concurrency == 0 {
-            return Err(BuildError::Invalid("concurrency must be at least 1".into()));
-        }
-        if config.per_host == Some(0) {
-            return Err(BuildError::Invalid("the per-host limit must be at least 1".into()));
-        }
-        let transport = transport::Transport::new(&config)?;
-        Ok(Fetcher { engine: Arc::new(Engine::new(config, transport)) })
     }
 }
 

@@ -161,6 +161,20 @@ impl From<RequestSpec> for Input {
     }
 }
 
+/// A URL to GET; one that does not parse is invalid input, whose record says why.
+impl From<&str> for Input {
+    fn from(url: &str) -> Self {
+        RequestSpec::get(url).into()
+    }
+}
+
+/// A URL to GET, as for `&str`.
+impl From<String> for Input {
+    fn from(url: String) -> Self {
+        url.as_str().into()
+    }
+}
+
 impl From<InvalidInput> for Input {
     fn from(invalid: InvalidInput) -> Self {
         Input::Invalid(invalid)

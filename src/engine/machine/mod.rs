@@ -183,7 +183,8 @@ impl<'c> Request<'c> {
         };
         let mut record = identify(i, &spec);
         (record.id, record.meta, record.page) = (spec.id.take(), spec.meta.take(), page);
-        let RequestSpec { method, url, headers: own, body, .. } = spec;
+        let RequestSpec { method, mut url, headers: mut own, body, .. } = spec;
+        credentials_to_header(&mut url, &mut own);
         let first = config.paginate.is_some().then(|| url.clone());
         Ok(Request {
             config,
@@ -439,6 +440,27 @@ fn filter_body(record: &mut Record, filter: &super::filter::JqFilter) {
             record.error = Some(RecordError::new(ErrorKind::Decode, message));
         }
     }
+}
+
+/// Moves `user:password@` out of `url` into a Basic `Authorization` header (unless the request
+/// sets one), as curl does: the URL, which goes into records and logs, keeps no secret.
+fn credentials_to_header(url: &mut Url, headers: &mut HeaderMap) {
+    if url.username().is_empty() && url.password().is_none() {
+        return;
+    }
+    let decode = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
+    let user = decode(url.username());
+    let password = url.password().map(decode).unwrap_or_default();
+    if !headers.contains_key(http::header::AUTHORIZATION) {
+        use base64::Engine as _;
+        let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        if let Ok(mut value) = http::HeaderValue::from_str(&format!("Basic {token}")) {
+            value.set_sensitive(true);
+            headers.insert(http::header::AUTHORIZATION, value);
+        }
+    }
+    _ = url.set_username("");
+    _ = url.set_password(None);
 }
 
 /// The record of a request about to be sent: what identifies it (position, line, method), with

@@ -382,3 +382,17 @@ fn a_page_names_the_next_and_a_walk_ends_at_a_loop_or_the_page_limit() {
     let (mut walk, _) = Walk::start(RequestSpec::get("http://a.test/p").unwrap(), 2, 3);
     assert!(matches!(walk.after(0, Some(url::Url::parse("http://a.test/q").unwrap())), NextPage::End));
 }
+
+#[test]
+fn credentials_in_the_url_become_basic_authentication_and_leave_the_url() {
+    let config = config();
+    let t = Instant::now();
+    let mut r = request(&config, Method::GET, "http://ann:s%40cret@a.test/x");
+    assert_eq!(r.hop().url.as_str(), "http://a.test/x");
+    let auth = r.hop().headers.get(http::header::AUTHORIZATION).unwrap();
+    assert_eq!(auth.to_str().unwrap(), "Basic YW5uOnNAY3JldA==", "ann:s@cret, decoded");
+    send(&mut r, t);
+    r.step(answer(200, &[]), t);
+    let line = r.finish(t).record.to_json_line();
+    assert!(!line.contains("cret") && !line.contains("ann"), "{line}");
+}
