@@ -267,7 +267,7 @@ mod tests {
     use super::*;
 
     fn refused(builder: FetcherBuilder) -> String {
-        builder.build().err().expect("refused").to_string()
+        builder.build().expect_err("refused").to_string()
     }
 
     #[test]
