@@ -146,7 +146,7 @@ nginx_start() {
   NGINX_PORT=$(free_port)
   local echo_module=/usr/lib/nginx/modules/ngx_http_echo_module.so
   [[ -f $echo_module ]] || die "the nginx echo module is missing ($echo_module)"
-  local tls=(-e '/# tls:begin/,/# tls:end/d')
+  local tls=(-e '/^ *# tls:begin$/,/^ *# tls:end$/d')
   if [[ -n ${TLS_CERT:-} ]]; then
     NGINX_TLS_PORT=$(free_port)
     tls=(-e "s|@TLS_PORT@|$NGINX_TLS_PORT|g" -e "s|@CERT@|$TLS_CERT|g" -e "s|@KEY@|$TLS_KEY|g")
