@@ -11,13 +11,15 @@
 # release mode, starts nginx with one worker (keep-alive) serving /data.json (~300 B),
 # /big.json (~64 KiB) and /slow (answers after 1 s), then runs each client against it:
 #
-#   small   30,000 requests of /data.json, 64 in flight
-#   big     10,000 requests of /big.json, 64 in flight (outofsync validates each body as JSON;
-#           also outofsync --body none, and dd writing as many bodies' bytes to a file)
-#   slow    10,000 requests of /slow, all 10,000 in flight: wall time and peak RSS
-#   inputs  outofsync alone, 10,000 vs 1,000,000 input lines: is peak RSS flat in input size?
+#   small     30,000 requests of /data.json, 64 in flight
+#   https-h2  the same over TLS and HTTP/2 (https://localhost, a test CA made for the run and
+#             trusted by every client; aiohttp speaks HTTP/1.1 only)
+#   big       10,000 requests of /big.json, 64 in flight (outofsync validates each body as JSON;
+#             also outofsync --body none, and dd writing as many bodies' bytes to a file)
+#   slow      10,000 requests of /slow, all 10,000 in flight: wall time and peak RSS
+#   inputs    outofsync alone, 10,000 vs 1,000,000 input lines: is peak RSS flat in input size?
 #
-# (--quick: 5,000, 2,000, 2,000, and 10,000 vs 100,000.)
+# (--quick: 5,000 (small and https-h2), 2,000, 2,000, and 10,000 vs 100,000.)
 #
 # outofsync writes every record, body included, to a file; oha and wrk discard bodies; curl
 # writes them to /dev/null; the Python clients parse each body with .json(). wrk runs for a
@@ -66,10 +68,14 @@ RESULTS_TSV="$RESULTS/peers.tsv"
 WWW="$SCRATCH/www"
 mkdir -p "$WWW"
 python3 "$BENCH_DIR/lib/docs.py" "$WWW"
+tls_cert
 nginx_start "$WWW"
 BASE="http://127.0.0.1:$NGINX_PORT"
+TLS_BASE="https://localhost:$NGINX_TLS_PORT"
 
 run_scenario small "$BASE/data.json" "$N_SMALL" "$CONCURRENCY" outofsync oha wrk curl aiohttp threads
+# wrk has no HTTP/2; Python's requests none either, and aiohttp stands for Python.
+run_scenario https-h2 "$TLS_BASE/data.json" "$N_SMALL" "$CONCURRENCY" outofsync oha curl aiohttp
 run_scenario big "$BASE/big.json" "$N_BIG" "$CONCURRENCY" outofsync outofsync-no-body write-only oha wrk curl aiohttp \
   threads
 # curl caps --parallel-max at 300 and wrk keeps its connections busy for a fixed time, so
@@ -102,6 +108,22 @@ REPORT="$RESULTS/peers.md"
   echo "curl: \`curl -Z --parallel-max $CONCURRENCY\`; the Python clients are in \`bench/clients/\`."
   echo
   python3 "$BENCH_DIR/lib/report.py" table "$RESULTS_TSV" small
+  echo
+  echo "### Small JSON over HTTPS and HTTP/2 (\`https://localhost/data.json\`): $N_SMALL requests, $CONCURRENCY in flight"
+  echo
+  echo "nginx serves the same file on a second listener, \`ssl http2\` (TLS 1.2–1.3, a shared session cache),"
+  echo "with an ECDSA P-256 certificate for \`localhost\` from a CA made for the run; every client verifies"
+  echo "it through that CA's file. outofsync and curl multiplex their 64 requests on one connection, as the"
+  echo "server's 128 streams per connection allow, and oha is told to do the same."
+  echo
+  echo "outofsync: \`outofsync fetch URLS -c $CONCURRENCY --cacert ca.pem --resolve localhost:PORT:127.0.0.1 -o records.jsonl\`"
+  echo "(a record counts if it says \`\"status\":200,\"http\":\"2\"\`); oha: \`oha -n $N_SMALL -c 1 -p $CONCURRENCY --http2 --cacert ca.pem --ipv4 --no-tui\`"
+  echo "(one connection, $CONCURRENCY streams; it offers only h2 in ALPN); curl: \`curl -Z --parallel-max $CONCURRENCY --http2 --cacert ca.pem\`"
+  echo "(a transfer counts if \`%{http_code} %{http_version}\` is \`200 2\`); aiohttp: the snippet with an \`ssl.SSLContext\`"
+  echo "of the CA file, over HTTP/1.1 (aiohttp has no HTTP/2): $CONCURRENCY connections, a handshake each. outofsync"
+  echo "and curl use ring and OpenSSL for TLS, oha rustls with aws-lc-rs."
+  echo
+  python3 "$BENCH_DIR/lib/report.py" table "$RESULTS_TSV" https-h2
   echo
   echo "### Big JSON (\`/big.json\`, $(wc -c <"$WWW/big.json") B): $N_BIG requests, $CONCURRENCY in flight"
   echo

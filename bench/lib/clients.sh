@@ -4,11 +4,17 @@
 # run_client SCENARIO CLIENT URL N C ROUND runs one client once: N requests of URL with C in
 # flight (wrk instead runs for WRK_SECONDS), and appends the measurement to RESULTS_TSV with
 # the number of requests that succeeded, as the client itself proves it.
+#
+# An https URL is the https-h2 scenario's (https://localhost:PORT, after tls_cert): every client
+# verifies nginx's certificate through the test CA in TLS_CA, reaches localhost at 127.0.0.1, and
+# speaks HTTP/2 if it can (aiohttp speaks HTTP/1.1 only); a request counts as ok only when it
+# was answered 200 over the protocol intended, as the client's own output shows.
 
-# One input file per scenario and size: the same URL on every line.
+# One input file per URL and size: the same URL on every line (named after the scheme and the
+# file, as the scenarios differ in those).
 url_file() {
   local url=$1 n=$2
-  local file="$SCRATCH/urls-$n-${url##*/}.txt"
+  local file="$SCRATCH/urls-$n-${url%%:*}-${url##*/}.txt"
   [[ -f $file ]] || python3 "$BENCH_DIR/lib/docs.py" urls "$file" "$url" "$n"
   printf '%s' "$file"
 }
@@ -21,14 +27,32 @@ run_client() {
       local input records="$SCRATCH/records.jsonl"
       input=$(url_file "$url" "$n")
       rm -f "$records"
+      local tls=()
+      if [[ $url == https://* ]]; then tls=(--cacert "$TLS_CA" --resolve "$(localhost_at "$url")"); fi
       measure "$OUTOFSYNC" fetch "$input" -c "$c" -o "$records" --no-progress -q \
-        --summary-json "$SCRATCH/summary.json"
+        --summary-json "$SCRATCH/summary.json" "${tls[@]}"
       # Every request must have its record in the file, not only in the summary.
       if [[ -f $SCRATCH/summary.json && -f $records ]]; then
         ok=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["ok"])' "$SCRATCH/summary.json")
         local lines
         lines=$(wc -l <"$records")
         if ((lines < ok)); then ok=$lines; fi
+        if [[ $url == https://* ]]; then
+          # Only records of status 200 over HTTP/2 count; the first other one goes to the log whole.
+          lines=$(python3 -c '
+import json, sys
+good, other = 0, None
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    if r.get("status") == 200 and r.get("http") == "2":
+        good += 1
+    elif other is None:
+        other = line.strip()
+if other:
+    print("a record not 200 over HTTP/2:", other, file=sys.stderr)
+print(good)' "$records")
+          if ((lines < ok)); then ok=$lines; fi
+        fi
       fi
       rm -f "$records" "$SCRATCH/summary.json"
       ;;
@@ -51,7 +75,14 @@ run_client() {
       rm -f "$SCRATCH/write-only.bin"
       ;;
     oha)
-      measure "$OHA" -n "$n" -c "$c" --no-tui --output-format json "$url"
+      if [[ $url == https://* ]]; then
+        # With --http2, -c is oha's number of connections and -p its streams on each: one
+        # connection with C streams, as outofsync and curl multiplex them. oha offers only "h2"
+        # in ALPN and speaks HTTP/2 alone, so its 200s were answered over HTTP/2.
+        measure "$OHA" -n "$n" -c 1 -p "$c" --http2 --cacert "$TLS_CA" --ipv4 --no-tui --output-format json "$url"
+      else
+        measure "$OHA" -n "$n" -c "$c" --no-tui --output-format json "$url"
+      fi
       ok=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["statusCodeDistribution"].get("200", 0))' "$M_OUT" 2>/dev/null || echo 0)
       ;;
     wrk)
@@ -63,16 +94,34 @@ run_client() {
       ;;
     curl)
       # A glob makes N transfers; the query string varies, the file served does not.
-      measure curl -s --no-progress-meter -Z --parallel-max "$c" -o /dev/null -w '%{http_code}\n' "$url?[1-$n]"
-      ok=$(grep -c '^200$' "$M_OUT" || true)
+      if [[ $url == https://* ]]; then
+        measure curl -s --no-progress-meter -Z --parallel-max "$c" --http2 --cacert "$TLS_CA" \
+          --resolve "$(localhost_at "$url")" -o /dev/null -w '%{http_code} %{http_version}\n' "$url?[1-$n]"
+        ok=$(grep -c '^200 2$' "$M_OUT" || true)
+      else
+        measure curl -s --no-progress-meter -Z --parallel-max "$c" -o /dev/null -w '%{http_code}\n' "$url?[1-$n]"
+        ok=$(grep -c '^200$' "$M_OUT" || true)
+      fi
       ;;
     aiohttp | threads)
-      measure "$PYTHON" "$BENCH_DIR/clients/${client}_client.py" "$url" "$n" "$c"
-      ok=$(sed -n 's/^ok=\([0-9]*\) .*/\1/p' "$M_OUT")
+      if [[ $url == https://* ]]; then
+        # aiohttp speaks HTTP/1.1 only: one connection per request in flight, a handshake each.
+        measure "$PYTHON" "$BENCH_DIR/clients/${client}_client.py" "$url" "$n" "$c" "$TLS_CA"
+        ok=$(sed -n 's/^ok=\([0-9]*\) .* http=1\.1$/\1/p' "$M_OUT")
+      else
+        measure "$PYTHON" "$BENCH_DIR/clients/${client}_client.py" "$url" "$n" "$c"
+        ok=$(sed -n 's/^ok=\([0-9]*\) .*/\1/p' "$M_OUT")
+      fi
       ;;
   esac
   [[ $M_RC == 0 ]] || log "  $client exited with $M_RC: $(head -c 300 "$M_ERR")"
   record_row "$scenario" "$client" "$round" "$requests" "${ok:-0}"
+}
+
+# `localhost:PORT:127.0.0.1` for the https URL's port: curl's and outofsync's --resolve.
+localhost_at() {
+  local port=${1#https://localhost:}
+  printf 'localhost:%s:127.0.0.1' "${port%%/*}"
 }
 
 # Every client runs once per round, in turn, so drift on a shared machine hits them all alike.

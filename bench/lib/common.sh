@@ -102,17 +102,41 @@ free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-# Waits until URL answers 200, for up to 10 s.
+# Waits until URL answers 200, for up to 10 s. Any more arguments go to curl.
 wait_http() {
   local url=$1 _
+  shift
   for _ in $(seq 100); do
-    curl -sf -o /dev/null "$url" && return 0
+    curl -sf -o /dev/null "$@" "$url" && return 0
     sleep 0.1
   done
   die "$url did not answer within 10 s"
 }
 
-# Starts the neutral nginx on a free port, serving ROOT; sets NGINX_PID and NGINX_PORT.
+# Makes a test CA and a certificate for `localhost` signed by it, valid for two days, in the
+# scratch directory (so they go when the script ends); sets TLS_CA (the CA's certificate, what
+# clients are told to trust), TLS_CERT and TLS_KEY (the server's). ECDSA P-256, as certbot makes
+# by default. nginx_start serves HTTPS too once they exist.
+tls_cert() {
+  local dir="$SCRATCH/tls"
+  mkdir -p "$dir"
+  TLS_CA="$dir/ca.pem" TLS_CERT="$dir/localhost.pem" TLS_KEY="$dir/localhost.key"
+  local ec=(-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes)
+  # `req -x509` marks the certificate as a CA (basicConstraints CA:TRUE) by default.
+  openssl req -x509 "${ec[@]}" -keyout "$dir/ca.key" -out "$TLS_CA" -days 2 \
+    -subj "/CN=outofsync bench CA" 2>"$dir/openssl.err" || die "openssl: $(cat "$dir/openssl.err")"
+  openssl req "${ec[@]}" -keyout "$TLS_KEY" -out "$dir/localhost.csr" -subj "/CN=localhost" \
+    2>"$dir/openssl.err" || die "openssl: $(cat "$dir/openssl.err")"
+  printf '%s\n' "subjectAltName = DNS:localhost" "basicConstraints = critical, CA:FALSE" \
+    "keyUsage = critical, digitalSignature" "extendedKeyUsage = serverAuth" >"$dir/leaf.ext"
+  openssl x509 -req -in "$dir/localhost.csr" -CA "$TLS_CA" -CAkey "$dir/ca.key" -CAcreateserial \
+    -days 2 -extfile "$dir/leaf.ext" -out "$TLS_CERT" 2>"$dir/openssl.err" ||
+    die "openssl: $(cat "$dir/openssl.err")"
+  openssl verify -CAfile "$TLS_CA" "$TLS_CERT" >/dev/null || die "the test certificate does not verify"
+}
+
+# Starts the neutral nginx on a free port, serving ROOT; sets NGINX_PID and NGINX_PORT. After
+# tls_cert, it also serves ROOT over TLS and HTTP/2 on NGINX_TLS_PORT, as https://localhost.
 # Any arguments come first on its command line (e.g. `taskset -c 0`).
 nginx_start() {
   local root=$1
@@ -122,13 +146,23 @@ nginx_start() {
   NGINX_PORT=$(free_port)
   local echo_module=/usr/lib/nginx/modules/ngx_http_echo_module.so
   [[ -f $echo_module ]] || die "the nginx echo module is missing ($echo_module)"
+  local tls=(-e '/^ *# tls:begin$/,/^ *# tls:end$/d')
+  if [[ -n ${TLS_CERT:-} ]]; then
+    NGINX_TLS_PORT=$(free_port)
+    tls=(-e "s|@TLS_PORT@|$NGINX_TLS_PORT|g" -e "s|@CERT@|$TLS_CERT|g" -e "s|@KEY@|$TLS_KEY|g")
+  fi
   sed -e "s|@PREFIX@|$prefix|g" -e "s|@ROOT@|$root|g" -e "s|@PORT@|$NGINX_PORT|g" \
-    -e "s|@ECHO@|load_module $echo_module;|" "$BENCH_DIR/lib/nginx.conf" >"$prefix/nginx.conf"
+    -e "s|@ECHO@|load_module $echo_module;|" "${tls[@]}" "$BENCH_DIR/lib/nginx.conf" >"$prefix/nginx.conf"
   "$@" nginx -e "$prefix/error.log" -p "$prefix" -c "$prefix/nginx.conf" &
   NGINX_PID=$!
   STARTED_PIDS+=("$NGINX_PID")
   wait_http "http://127.0.0.1:$NGINX_PORT/data.json"
-  log "nginx (pid $NGINX_PID) on 127.0.0.1:$NGINX_PORT"
+  if [[ -n ${TLS_CERT:-} ]]; then
+    wait_http "https://localhost:$NGINX_TLS_PORT/data.json" --cacert "$TLS_CA" --http2
+    log "nginx (pid $NGINX_PID) on 127.0.0.1:$NGINX_PORT, and https://localhost:$NGINX_TLS_PORT (HTTP/2)"
+  else
+    log "nginx (pid $NGINX_PID) on 127.0.0.1:$NGINX_PORT"
+  fi
 }
 
 # Starts `outofsync serve` on a free port; sets SERVE_PID and SERVE_PORT.

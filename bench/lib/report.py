@@ -40,7 +40,7 @@ replaces only its own section; the command that made a section is in its title.
 
 | script | what it measures |
 |---|---|
-| `bench/peers.sh` | outofsync, oha, wrk, curl, aiohttp and Python threads against one nginx: small and big JSON, 10,000 in flight on a slow endpoint, peak RSS against input size |
+| `bench/peers.sh` | outofsync, oha, wrk, curl, aiohttp and Python threads against one nginx: small and big JSON, small JSON over HTTPS and HTTP/2, 10,000 in flight on a slow endpoint, peak RSS against input size |
 | `bench/server.sh` | `outofsync serve` against nginx, each pinned to one core, loaded by wrk on the other |
 | `bench/fetch.sh` | `outofsync fetch` and oha, 100,000 requests to the built-in server |
 | `bench/profile.sh` | where `outofsync fetch` spends its CPU (perf, callgrind) and, with `--inflight N`, its memory (massif) |
@@ -222,6 +222,7 @@ TARGETS = [
     ("Small JSON, c=64: CPU per request vs oha", "small", "cpu_us", "oha", "<=", 1.0),
     ("Small JSON, c=64: CPU per request vs wrk", "small", "cpu_us", "wrk", "<=", 1.4),
     ("Big JSON (64 KiB): CPU per request vs oha", "big", "cpu_us", "oha", "<=", 2.0),
+    ("HTTPS + HTTP/2 small JSON, c=64: CPU per request vs oha", "https-h2", "cpu_us", "oha", "<=", 1.0),
     ("Small JSON, c=64: throughput vs oha", "small", "rps", "oha", ">=", 1.0),
     ("Big JSON (64 KiB): throughput vs oha", "big", "rps", "oha", ">=", 1.0),
     ("{n} in flight on /slow: peak RSS vs oha", "slow", "rss_mib", "oha", "<=", 0.5),
@@ -257,7 +258,7 @@ def shared_cores(rows):
     that client and server spend per request together, and the ratio to oha is predicted by
     (oha's + nginx's) / (outofsync's + nginx's) CPU per request."""
     lines = []
-    for scenario, what in (("small", "Small JSON"), ("big", "Big JSON")):
+    for scenario, what in (("small", "Small JSON"), ("https-h2", "HTTPS + HTTP/2"), ("big", "Big JSON")):
         stats = medians(rows, scenario)
         mine, oha = stats.get("outofsync", {}), stats.get("oha", {})
         if not (mine.get("server_us") and oha.get("server_us")):
