@@ -161,6 +161,9 @@ pub struct Record {
     pub http: Option<http::Version>,
     /// How many times the request was sent (0: never, as for invalid input).
     pub attempts: u32,
+    /// The final response's headers that were asked for (`-i`, `--keep-header`), lower-case
+    /// names in the order they came; a name sent more than once appears once per value.
+    pub headers: Option<Vec<(http::HeaderName, String)>>,
     /// How many redirects were followed.
     pub redirects: u32,
     /// Time from the first attempt to the end of the last, in milliseconds (backoff included).
@@ -313,6 +316,9 @@ impl Record {
             out.extend_from_slice(b",\"bytes\":");
             write_u64(out, bytes);
         }
+        if let Some(headers) = &self.headers {
+            write_headers(out, headers);
+        }
         match &self.payload {
             Payload::None => {}
             Payload::Json(json) => {
@@ -393,6 +399,40 @@ impl Record {
         self.write_json_line(&mut out);
         String::from_utf8(out).expect("records are written as UTF-8")
     }
+}
+
+/// `"headers":{…}`: each name once, with a string for one value and an array for several.
+fn write_headers(out: &mut Vec<u8>, headers: &[(http::HeaderName, String)]) {
+    out.extend_from_slice(b",\"headers\":{");
+    let mut first = true;
+    for (n, (name, _)) in headers.iter().enumerate() {
+        if headers[..n].iter().any(|(earlier, _)| earlier == name) {
+            continue; // written with the first of its name
+        }
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        write_str(out, name.as_str());
+        out.push(b':');
+        let mut values = headers[n..].iter().filter(|(other, _)| other == name).map(|(_, v)| v);
+        let value = values.next().expect("the name's own value");
+        match values.next() {
+            None => write_str(out, value),
+            Some(second) => {
+                out.push(b'[');
+                write_str(out, value);
+                out.push(b',');
+                write_str(out, second);
+                for more in values {
+                    out.push(b',');
+                    write_str(out, more);
+                }
+                out.push(b']');
+            }
+        }
+    }
+    out.push(b'}');
 }
 
 /// An HTTP version as the record names it.

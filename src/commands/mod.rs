@@ -112,13 +112,18 @@ fn report(summary: &Summary, quiet: bool, json: Option<&Path>) -> anyhow::Result
 
 /// Diagnostics go to stderr; `RUST_LOG` wins over `-v`.
 pub fn init_tracing(verbose: u8) {
+    // -v: a line per attempt; -vv: with the headers; -vvv: what hyper and h2 say too. Each level
+    // names our own targets, so that -vv is not drowned in h2's frame-by-frame debug lines.
     let default = match verbose {
         0 => "warn",
-        1 => "info",
-        2 => "debug",
-        _ => "trace",
+        1 => "warn,outofsync=info",
+        2 => "warn,outofsync=debug",
+        _ => "info,outofsync=trace,hyper=debug,h2=debug",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    // Colour only for a person: not into a file or a pipe, and never under NO_COLOR.
+    let colour =
+        std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none();
+    tracing_subscriber::fmt().with_env_filter(filter).with_ansi(colour).with_writer(std::io::stderr).init();
 }

@@ -7,7 +7,9 @@ use std::time::Duration;
 use http::HeaderMap;
 
 use super::Fetcher;
-use super::config::{BodyMode, BuildError, Config, HttpVersion, Rate, Resolve, SendHook, StatusRanges};
+use super::config::{
+    BodyMode, BuildError, Config, HttpVersion, KeepHeaders, Rate, Resolve, SendHook, StatusRanges,
+};
 use super::filter::JqFilter;
 use super::paginate::Paginate;
 
@@ -205,6 +207,12 @@ impl FetcherBuilder {
         self
     }
 
+    /// Which response headers the record keeps. Default: [`KeepHeaders::None`].
+    pub fn keep_headers(mut self, keep: KeepHeaders) -> Self {
+        self.config.keep_headers = keep;
+        self
+    }
+
     /// Called right before a non-idempotent request is first sent (see [`SendHook`]).
     /// Default: none.
     pub fn before_unsafe_send(mut self, hook: SendHook) -> Self {
@@ -315,6 +323,7 @@ mod tests {
             .filter(JqFilter::compile(".").unwrap())
             .paginate(Paginate::Link)
             .max_pages(13)
+            .keep_headers(KeepHeaders::All)
             .before_unsafe_send(SendHook::new(|_| Ok(())))
             .build()
             .unwrap();
@@ -335,5 +344,6 @@ mod tests {
             (BodyMode::Json, HttpVersion::Http1Only, 0, 1)
         );
         assert!(c.ok_status.contains(404) && c.filter.is_some() && c.paginate.is_some());
+        assert_eq!(c.keep_headers, KeepHeaders::All);
     }
 }

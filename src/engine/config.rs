@@ -85,6 +85,8 @@ pub struct Config {
     pub paginate: Option<Paginate>,
     /// The most pages walked per input. Default: 1000.
     pub max_pages: u32,
+    /// Which response headers the record keeps. Default: [`KeepHeaders::None`].
+    pub keep_headers: KeepHeaders,
     /// Called right before a request whose method is not idempotent is sent for the first time.
     /// Default: none. See [`SendHook`].
     pub before_unsafe_send: Option<SendHook>,
@@ -140,6 +142,7 @@ impl Default for Config {
             filter: None,
             paginate: None,
             max_pages: 1000,
+            keep_headers: KeepHeaders::None,
             before_unsafe_send: None,
         }
     }
@@ -194,6 +197,30 @@ impl BodyMode {
             BodyMode::Json => "json",
             BodyMode::Text => "text",
             BodyMode::None => "none",
+        }
+    }
+}
+
+/// Which response headers go into the record (`headers`, an object of lower-case names; a name
+/// sent more than once has an array of its values).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum KeepHeaders {
+    /// None (`headers` is left out).
+    #[default]
+    None,
+    /// All of them (`-i/--include`).
+    All,
+    /// Only these (`--keep-header NAME`).
+    Only(Vec<http::HeaderName>),
+}
+
+impl KeepHeaders {
+    /// Whether `name` is kept.
+    pub fn keeps(&self, name: &http::HeaderName) -> bool {
+        match self {
+            KeepHeaders::None => false,
+            KeepHeaders::All => true,
+            KeepHeaders::Only(names) => names.contains(name),
         }
     }
 }

@@ -30,6 +30,7 @@ mod retry;
 mod run;
 mod shutdown;
 mod tls;
+mod trace;
 mod transport;
 mod validate;
 
@@ -39,8 +40,8 @@ use futures_util::{Stream, StreamExt, stream};
 
 pub use builder::FetcherBuilder;
 pub use config::{
-    BodyMode, BuildError, Config, HttpVersion, Rate, Resolve, RetryPolicy, SendHook, StatusRanges,
-    default_headers,
+    BodyMode, BuildError, Config, HttpVersion, KeepHeaders, Rate, Resolve, RetryPolicy, SendHook,
+    StatusRanges, default_headers,
 };
 pub use drive::{Order, RunOptions};
 pub use filter::{FilterError, JqFilter};

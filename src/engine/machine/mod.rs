@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use http::HeaderMap;
 use url::Url;
 
-use super::config::{BodyMode, Config};
+use super::config::{BodyMode, Config, KeepHeaders};
 use super::payload;
 use super::redirect;
 use super::retry::{self, Failed};
@@ -220,14 +220,10 @@ impl<'c> Request<'c> {
             (Phase::Queued, Event::Turn) => self.send(now),
             (Phase::Queued, Event::NoTurn) => self.end(Err(self.deadline_passed()), None, None),
             (Phase::Sending { budget }, Event::TimedOut(wire)) => {
-                self.note_wire(wire);
-                let failure = self.attempt_timeout(budget);
-                self.after(Err(failure), now)
+                let outcome = Err(self.attempt_timeout(budget));
+                self.ended(outcome, wire, now)
             }
-            (Phase::Sending { .. }, Event::Exchanged(outcome, wire)) => {
-                self.note_wire(wire);
-                self.after(outcome, now)
-            }
+            (Phase::Sending { .. }, Event::Exchanged(outcome, wire)) => self.ended(outcome, wire, now),
             (phase, event) => panic!("request {}: {event:?} does not answer {phase:?}", self.record.i),
         }
     }
@@ -255,6 +251,36 @@ impl<'c> Request<'c> {
         let budget = self.config.timeout.min(deadline.saturating_duration_since(now));
         self.phase = Phase::Sending { budget };
         Step::Send { budget }
+    }
+
+    /// An attempt (or hop) ended: notes what the wire saw, decides what follows, and traces both.
+    fn ended(&mut self, outcome: Result<Exchanged, Failure>, wire: Wire, now: Instant) -> Step {
+        let started = self.attempt_start;
+        let hop =
+            tracing::enabled!(target: "outofsync::wire", tracing::Level::INFO).then(|| self.hop.clone());
+        let trace = hop.map(|hop| {
+            (hop, outcome.as_ref().map_err(Clone::clone).map(clone_head), wire.version, wire.reused)
+        });
+        let resent = wire.resent.as_ref().map(|r| r.failure.message.clone());
+        self.note_wire(wire);
+        let step = self.after(outcome, now);
+        if let Some((hop, outcome, version, reused)) = trace {
+            let then = match step {
+                Step::Turn { .. } => "following the redirect".to_owned(),
+                Step::Wait { until, .. } => {
+                    format!("retry in {:.0} ms", until.saturating_duration_since(now).as_secs_f64() * 1000.0)
+                }
+                Step::Send { .. } | Step::Done { .. } => "done".to_owned(),
+            };
+            let resent = resent.map(|message| super::exchange::Resent {
+                failure: Failure::new(ErrorKind::Io, message),
+                elapsed: Duration::ZERO,
+            });
+            let wire = Wire { version, reused, resent };
+            let elapsed = started.map_or(Duration::ZERO, |start| now.saturating_duration_since(start));
+            super::trace::attempt(&hop, &wire, &outcome, elapsed, &then);
+        }
+        step
     }
 
     /// Counts a send that met a stale connection, and notes the protocol used.
@@ -375,6 +401,15 @@ impl<'c> Request<'c> {
         };
         record.status = Some(status.as_u16());
         record.bytes = Some(body.len() as u64);
+        if self.config.keep_headers != KeepHeaders::None {
+            let kept = headers.iter().filter(|(name, _)| self.config.keep_headers.keeps(name));
+            record.headers = Some(
+                kept.map(|(name, value)| {
+                    (name.clone(), String::from_utf8_lossy(value.as_bytes()).into_owned())
+                })
+                .collect(),
+            );
+        }
         let ok_status = self.config.ok_status.contains(status.as_u16());
         // A failed status keeps whatever body it came with, as best it can be read.
         let mode =
@@ -422,6 +457,20 @@ impl<'c> Request<'c> {
             ErrorKind::Timeout,
             format!("the --deadline of {:?} for this request passed", self.config.deadline),
         )
+    }
+}
+
+/// What a trace shows of an exchange: the same, without the body.
+fn clone_head(exchanged: &Exchanged) -> Exchanged {
+    match exchanged {
+        Exchanged::Redirect { status, location } => {
+            Exchanged::Redirect { status: *status, location: location.clone() }
+        }
+        Exchanged::Response(response) => Exchanged::Response(Response {
+            status: response.status,
+            headers: response.headers.clone(),
+            body: Vec::new(),
+        }),
     }
 }
 

@@ -396,3 +396,32 @@ fn credentials_in_the_url_become_basic_authentication_and_leave_the_url() {
     let line = r.finish(t).record.to_json_line();
     assert!(!line.contains("cret") && !line.contains("ann"), "{line}");
 }
+
+#[test]
+fn response_headers_are_kept_as_asked_with_repeated_names_as_arrays() {
+    let t = Instant::now();
+    let event = || {
+        let mut headers = HeaderMap::new();
+        headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.append(http::header::SET_COOKIE, HeaderValue::from_static("a=1"));
+        headers.append(http::header::SET_COOKIE, HeaderValue::from_static("b=2"));
+        headers.insert("x-ratelimit-remaining", HeaderValue::from_static("41"));
+        let response = Response { status: StatusCode::OK, headers, body: b"{}".to_vec() };
+        Event::Exchanged(Ok(Exchanged::Response(response)), Wire::default())
+    };
+    let line = |keep: KeepHeaders| {
+        let config = Config { keep_headers: keep, ..config() };
+        let mut r = request(&config, Method::GET, "http://a.test/x");
+        send(&mut r, t);
+        r.step(event(), t);
+        let line = r.finish(t).record.to_json_line();
+        serde_json::from_str::<serde_json::Value>(&line).unwrap()
+    };
+    assert!(line(KeepHeaders::None).get("headers").is_none());
+    let all = line(KeepHeaders::All);
+    assert_eq!(all["headers"]["content-type"], "application/json");
+    assert_eq!(all["headers"]["set-cookie"], serde_json::json!(["a=1", "b=2"]));
+    assert_eq!(all["headers"]["x-ratelimit-remaining"], "41");
+    let only = line(KeepHeaders::Only(vec![http::HeaderName::from_static("x-ratelimit-remaining")]));
+    assert_eq!(only["headers"], serde_json::json!({"x-ratelimit-remaining": "41"}));
+}
