@@ -340,3 +340,41 @@ fn at_most_once_never_sends_a_post_twice_across_a_kill() {
 fn records_in_so_far(out: &Path) -> usize {
     if out.exists() { whole_records(out).0.len() } else { 0 }
 }
+
+#[test]
+fn dev_null_and_a_fifo_take_every_record_unsynced_and_refuse_a_resume() {
+    let s = server();
+    let dir = tempfile::tempdir().unwrap();
+    // Over 1,000 records: the default --fsync interval syncs after the 1,000th, and a sync of a
+    // device or a pipe fails (EINVAL).
+    let input = input(dir.path(), 2_500, |i| s.url(&format!("/json?id={i}")));
+    for extra in [&[][..], &["--fsync", "always"], &["--overwrite"]] {
+        let run = outofsync().args(["fetch", "-c", "32", "-o", "/dev/null"]).args(extra).arg(&input).output();
+        let run = run.unwrap();
+        let err = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(0), "{extra:?}: {err}");
+        assert!(err.contains("2500 requests in"), "{extra:?}: {err}");
+    }
+
+    let fifo = dir.path().join("records.fifo");
+    let path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo reads a NUL-terminated path and nothing else.
+    assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0, "mkfifo");
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read_to_string(fifo).unwrap())
+    };
+    let run = outofsync().args(["fetch", "-q", "-c", "32", "-o"]).arg(&fifo).arg(&input).output().unwrap();
+    assert_eq!(run.status.code(), Some(0), "{}", String::from_utf8_lossy(&run.stderr));
+    let read = reader.join().unwrap();
+    assert_eq!(read.lines().count(), 2_500, "the pipe's reader got every record");
+    assert!(!dir.path().join("records.fifo.manifest.json").exists(), "no manifest beside a pipe");
+
+    for output in ["/dev/null", fifo.to_str().unwrap()] {
+        let run = outofsync().args(["fetch", "-q", "--resume", "-o", output, &input]).output().unwrap();
+        assert_eq!(run.status.code(), Some(2), "{output}");
+        let err = String::from_utf8_lossy(&run.stderr);
+        assert!(err.contains(&format!("cannot resume {output}: it is not a regular file")), "{err}");
+        assert!(err.contains("--resume needs -o FILE"), "{err}");
+    }
+}

@@ -157,6 +157,7 @@ pub struct FetchArgs {
 
     /// Where the records go [default: stdout]. A file that already holds records is refused
     /// unless --resume or --overwrite; FILE.manifest.json beside it records the input and options.
+    /// /dev/null, a FIFO or another device is just written to: no manifest, no sync, no --resume.
     #[arg(short = 'o', long, value_name = "FILE", help_heading = "Output")]
     pub output: Option<PathBuf>,
     /// Start over when the output file already holds records (they are lost).
@@ -180,7 +181,7 @@ pub struct FetchArgs {
     pub window: Option<u64>,
     /// When the output file is synced to disk: interval (every second or 1,000 records, and at the
     /// end), always (after every write), never (left to the operating system). A failed write or
-    /// sync ends the run with exit code 2; a sync is never retried.
+    /// sync ends the run with exit code 2; a sync is never retried. Only regular files are synced.
     #[arg(long, value_name = "WHEN", default_value = "interval", value_enum, help_heading = "Output")]
     pub fsync: Fsync,
     /// Statuses counted as success, e.g. 200-299,404.

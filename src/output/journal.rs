@@ -12,7 +12,7 @@
 //! 4. Write the manifest (atomically, by rename) before the first record.
 //!
 //! Outputs that are not regular files (`/dev/null`, a FIFO) are written as they are: nothing to
-//! lock, resume or describe.
+//! lock, resume, describe or sync.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{self, BufWriter, Write};
@@ -88,7 +88,11 @@ pub enum OpenError {
         path: PathBuf,
     },
     /// It is not a regular file, so it cannot be read back.
-    #[error("cannot resume {}: it is not a regular file", path.display())]
+    #[error(
+        "cannot resume {}: it is not a regular file (a device, a pipe or stdout), so there are no \
+         records to read back; --resume needs -o FILE",
+        path.display()
+    )]
     NotResumable {
         /// The output.
         path: PathBuf,
