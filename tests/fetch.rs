@@ -497,3 +497,16 @@ fn threads_sets_the_event_loop_threads_and_one_is_the_default() {
     assert_eq!(refused.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("--threads"));
 }
+
+#[test]
+fn silent_as_in_curl_prints_neither_progress_nor_summary() {
+    let s = server();
+    for flag in ["-s", "--silent", "-q"] {
+        let run = outofsync().args(["fetch", flag, &s.url("/json")]).output().unwrap();
+        assert_eq!(run.status.code(), Some(0), "{flag}: {}", String::from_utf8_lossy(&run.stderr));
+        assert!(run.stderr.is_empty(), "{flag}: {}", String::from_utf8_lossy(&run.stderr));
+        assert_eq!(records(&run.stdout).len(), 1, "{flag}");
+    }
+    let help = outofsync().args(["fetch", "--help"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&help.stdout).contains("-s/--silent"));
+}

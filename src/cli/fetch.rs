@@ -199,8 +199,8 @@ pub struct FetchArgs {
     /// No progress bar (it is drawn only when stderr is a terminal anyway).
     #[arg(long, help_heading = "Output")]
     pub no_progress: bool,
-    /// Neither progress nor summary on stderr.
-    #[arg(short = 'q', long, help_heading = "Output")]
+    /// Neither progress nor summary on stderr (-s/--silent, as in curl, is the same).
+    #[arg(short = 'q', long, visible_short_alias = 's', visible_alias = "silent", help_heading = "Output")]
     pub quiet: bool,
 
     /// Continue an interrupted run into the same --output: keep its records, failed ones too (a
