@@ -510,3 +510,47 @@ fn silent_as_in_curl_prints_neither_progress_nor_summary() {
     let help = outofsync().args(["fetch", "--help"]).output().unwrap();
     assert!(String::from_utf8_lossy(&help.stdout).contains("-s/--silent"));
 }
+
+#[test]
+fn a_dash_means_stdout_for_the_records_and_for_the_summary() {
+    let s = server();
+    let dir = tempfile::tempdir().unwrap();
+    for output in ["-", "/dev/stdout"] {
+        let mut fetch = outofsync();
+        fetch.current_dir(dir.path()).args(["fetch", "-q", "-o", output, &s.url("/json")]);
+        let run = fetch.output().unwrap();
+        assert_eq!(run.status.code(), Some(0), "{output}: {}", String::from_utf8_lossy(&run.stderr));
+        assert_eq!(records(&run.stdout).len(), 1, "{output}");
+    }
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "no file named - (or a manifest)");
+
+    let out = dir.path().join("out.jsonl");
+    let mut fetch = outofsync();
+    fetch.args(["fetch", "-q", "--summary-json", "-", "-o"]).arg(&out).arg(s.url("/json"));
+    let run = fetch.output().unwrap();
+    assert_eq!(run.status.code(), Some(0));
+    let summary: Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(summary["total"], 1, "{summary}");
+    assert_eq!(records_in(&out).len(), 1);
+
+    let mixed = outofsync().args(["fetch", "--summary-json", "-", &s.url("/json")]).output().unwrap();
+    assert_eq!(mixed.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&mixed.stderr).contains("would mix the summary into the records"));
+}
+
+#[test]
+fn a_summary_json_path_that_cannot_be_written_is_refused_before_any_request() {
+    let s = server();
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no/such/dir/summary.json");
+    let cases = [(missing.as_path(), "does not exist"), (dir.path(), "is a directory")];
+    for (path, why) in cases {
+        let mut fetch = outofsync();
+        fetch.args(["fetch", "-q", "--summary-json"]).arg(path).arg(s.url("/json?id=[1-5]"));
+        let run = fetch.output().unwrap();
+        assert_eq!(run.status.code(), Some(2), "{}", path.display());
+        let err = String::from_utf8_lossy(&run.stderr);
+        assert!(err.contains("--summary-json") && err.contains(why), "{err}");
+    }
+    assert_eq!(get_json(&s.url("/stats")).1["by_path"]["/json"], Value::Null, "nothing was fetched");
+}

@@ -161,9 +161,10 @@ pub struct FetchArgs {
     #[arg(long, value_name = "N", default_value_t = 1000, help_heading = "Pipelines")]
     pub max_pages: u32,
 
-    /// Where the records go [default: stdout]. A file that already holds records is refused
-    /// unless --resume or --overwrite; FILE.manifest.json beside it records the input and options.
-    /// /dev/null, a FIFO or another device is just written to: no manifest, no sync, no --resume.
+    /// Where the records go [default: stdout, as with - or /dev/stdout]. A file that already holds
+    /// records is refused unless --resume or --overwrite; FILE.manifest.json beside it records the
+    /// input and options. /dev/null, a FIFO or another device is just written to: no manifest, no
+    /// sync, no --resume.
     #[arg(short = 'o', long, value_name = "FILE", help_heading = "Output")]
     pub output: Option<PathBuf>,
     /// Start over when the output file already holds records (they are lost).
@@ -193,7 +194,8 @@ pub struct FetchArgs {
     /// Statuses counted as success, e.g. 200-299,404.
     #[arg(long, value_name = "LIST", default_value = "200-299", help_heading = "Output")]
     pub ok_status: StatusRanges,
-    /// Also write the end-of-run summary to FILE as JSON.
+    /// Also write the end-of-run summary to FILE as JSON (- for stdout, with -o FILE). The path
+    /// is checked before anything is fetched.
     #[arg(long, value_name = "FILE", help_heading = "Output")]
     pub summary_json: Option<PathBuf>,
     /// No progress bar (it is drawn only when stderr is a terminal anyway).

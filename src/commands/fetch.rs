@@ -1,6 +1,7 @@
 //! `outofsync fetch`: the command line becomes a [`Config`], a [`Job`] and a run.
 
 use std::io::IsTerminal;
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
@@ -16,10 +17,15 @@ use super::signals::Signals;
 use crate::cli::{FetchArgs, InputFormat};
 
 pub fn run(args: FetchArgs) -> anyhow::Result<ExitCode> {
+    let output = destination(args.output.as_deref());
+    let summary_json = match &args.summary_json {
+        Some(path) => Some(super::SummaryJson::check(path, output == Destination::Stdout)?),
+        None => None,
+    };
     let mut config = config(&args)?;
     config.concurrency =
         super::fit_open_files(config.concurrency, super::raise_open_files_limit(), args.quiet);
-    let mut job = job(&args)?;
+    let mut job = job(&args, output.clone())?;
     if args.at_most_once {
         let log = SentLog::new(args.fsync != Fsync::Never);
         config.before_unsafe_send = Some(log.hook());
@@ -53,9 +59,9 @@ pub fn run(args: FetchArgs) -> anyhow::Result<ExitCode> {
     // Do not wait for helpers still running (the thread counting a huge input, say).
     runtime.shutdown_background();
     let (outcome, signals) = result?;
-    super::report(&outcome.summary, args.quiet, args.summary_json.as_deref())?;
+    super::report(&outcome.summary, args.quiet, summary_json.as_ref())?;
     if let Some(code) = signals.exit_code() {
-        if !args.quiet && args.output.is_some() {
+        if !args.quiet && output != Destination::Stdout {
             eprintln!(
                 "outofsync: stopped before the end of the input; run again with --resume to fetch the rest"
             );
@@ -65,13 +71,24 @@ pub fn run(args: FetchArgs) -> anyhow::Result<ExitCode> {
     Ok(if outcome.summary.failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
-fn job(args: &FetchArgs) -> anyhow::Result<Job> {
+/// Where `-o` sends records. `-` is stdout, as in curl; so is `/dev/stdout`, which would otherwise
+/// be taken for the file it points at when stdout is redirected to one, and be locked, read back
+/// and given a manifest (`/dev/stdout.manifest.json`) as if it were an output of its own.
+fn destination(output: Option<&Path>) -> Destination {
+    match output {
+        Some(path) if path != Path::new("-") && path != Path::new("/dev/stdout") => {
+            Destination::File(path.to_owned())
+        }
+        _ => Destination::Stdout,
+    }
+}
+
+fn job(args: &FetchArgs, output: Destination) -> anyhow::Result<Job> {
     let sources = if args.inputs.is_empty() {
         vec![Source::Stdin]
     } else {
         args.inputs.iter().map(|a| Source::from_arg(a)).collect()
     };
-    let output = args.output.clone().map_or(Destination::Stdout, Destination::File);
     let start = if args.resume {
         Start::Resume(ResumeOptions {
             retry_failed: args.retry_failed,
