@@ -273,3 +273,22 @@ fn ordered_output_keeps_every_walk_together_in_page_order() {
     assert_eq!(keys, sorted, "input order, and page order within an input");
     assert_eq!(keys.len(), (0..8).map(|n: usize| (5 + n * 7).div_ceil(5)).sum::<usize>());
 }
+
+#[test]
+fn csv_rows_with_crlf_line_endings_name_their_own_line() {
+    let s = server();
+    // As Excel saves it: CRLF after every row, a blank row, and a row that lacks a field.
+    let csv = "id,name\r\n1,ann\r\n2,bob\r\n\r\n3\r\n4,dee\r\n";
+    let run = outofsync()
+        .args(["fetch", "-q", "--input-format", "csv", "--url-template", &s.url("/anything/{id}"), "-"])
+        .write_stdin(csv)
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(1));
+    let records = records(&run.stdout);
+    let lines: Vec<(u64, u64)> = (0..4).map(|i| (i, by_i(&records, i)["line"].as_u64().unwrap())).collect();
+    assert_eq!(lines, [(0, 2), (1, 3), (2, 5), (3, 6)]);
+    let short = by_i(&records, 2);
+    assert_eq!(short["error"]["kind"], "invalid_request");
+    assert!(short["error"]["message"].as_str().unwrap().starts_with("line 5: row has 1 field"), "{short}");
+}

@@ -140,7 +140,8 @@ pub struct FetchArgs {
     #[arg(long, value_name = "TEMPLATE", requires = "url_template", conflicts_with_all = ["data", "json"], help_heading = "Pipelines")]
     pub json_template: Option<String>,
     /// How the input is written: lines (URLs and JSON request objects), jsonl (data rows, one
-    /// JSON object per line) or csv (data rows under a header row) [default: lines, or jsonl
+    /// JSON object per line) or csv (data rows under a header row; LF or CRLF line endings; a
+    /// record's "line" is the line its row starts on) [default: lines, or jsonl
     /// with --url-template].
     #[arg(long, value_name = "FORMAT", value_enum, help_heading = "Pipelines")]
     pub input_format: Option<InputFormat>,
