@@ -199,7 +199,8 @@ pub struct FetchArgs {
     /// is checked before anything is fetched.
     #[arg(long, value_name = "FILE", help_heading = "Output")]
     pub summary_json: Option<PathBuf>,
-    /// No progress bar (it is drawn only when stderr is a terminal anyway).
+    /// No progress bar (done and total, whole records per second, ETA; it is drawn only when
+    /// stderr is a terminal anyway).
     #[arg(long, help_heading = "Output")]
     pub no_progress: bool,
     /// Neither progress nor summary on stderr (-s/--silent, as in curl, is the same).
