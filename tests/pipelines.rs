@@ -292,3 +292,27 @@ fn csv_rows_with_crlf_line_endings_name_their_own_line() {
     assert_eq!(short["error"]["kind"], "invalid_request");
     assert!(short["error"]["message"].as_str().unwrap().starts_with("line 5: row has 1 field"), "{short}");
 }
+
+#[test]
+fn a_filter_with_other_than_one_output_fails_its_record_and_says_to_wrap_it() {
+    let s = server();
+    // Two items on the first page, one on the second.
+    let pages = [s.url("/items?total=3&per_page=2&page=1"), s.url("/items?total=3&per_page=2&page=2")];
+    let run = outofsync().args(["fetch", "-q", "--ordered", "--jq", ".items[].id"]).args(&pages).output();
+    let first = records(&run.unwrap().stdout);
+    let two = by_i(&first, 0);
+    assert_eq!(two["error"]["kind"], "decode", "{two}");
+    let message = two["error"]["message"].as_str().unwrap();
+    assert!(message.contains("the filter gave 2 outputs: wrap it in [ … ]"), "{message}");
+    assert!(by_i(&first, 1)["json"].is_u64(), "one output is the value");
+
+    let run = outofsync().args(["fetch", "-q", "--jq", "[.items[].id]"]).args(&pages).output().unwrap();
+    assert_eq!(run.status.code(), Some(0));
+    let wrapped = records(&run.stdout);
+    let sizes: Vec<usize> = (0..2).map(|i| by_i(&wrapped, i)["json"].as_array().unwrap().len()).collect();
+    assert_eq!(sizes, [2, 1], "an array on every page, whatever its length");
+
+    let run = outofsync().args(["fetch", "-q", "--jq", ".items[] | select(.id > 99)", &pages[0]]).output();
+    let none = &records(&run.unwrap().stdout)[0];
+    assert!(none["error"]["message"].as_str().unwrap().contains("gave 0 outputs"), "{none}");
+}

@@ -145,8 +145,10 @@ pub struct FetchArgs {
     /// with --url-template].
     #[arg(long, value_name = "FORMAT", value_enum, help_heading = "Pipelines")]
     pub input_format: Option<InputFormat>,
-    /// A jq program applied to each successful JSON response; its output replaces "json"
-    /// (several outputs become an array). It failing on one response fails that record (decode).
+    /// A jq program applied to each successful JSON response; its one output replaces "json".
+    /// Several outputs, or none, fail the record (decode) instead of changing its shape: wrap the
+    /// program in [ … ] for an array, e.g. --jq '[.items[].id]' (not .items[].id). It failing on
+    /// one response fails that record (decode).
     #[arg(long, value_name = "FILTER", help_heading = "Pipelines")]
     pub jq: Option<String>,
     /// Walk paginated collections, each page its own record ("page" from 0, "next" when there is
