@@ -205,14 +205,17 @@ fn a_changed_input_or_changed_options_are_refused_and_the_output_is_untouched() 
     let err = resume(&[&s.url("/json?id=[0-49]")]);
     assert!(err.contains("the input is http"), "{err}");
 
-    let mut text = std::fs::read_to_string(&input).unwrap();
-    text.push_str(&s.url("/json?id=50"));
-    std::fs::write(&input, &text).unwrap();
+    let original = std::fs::read_to_string(&input).unwrap();
+    // A line removed: every input after it would move up an index.
+    std::fs::write(&input, original.split_once('\n').unwrap().1).unwrap();
     let err = resume(&[&input]);
     assert!(err.contains("changed: its size is"), "{err}");
+    assert!(err.contains("--assume-same-input resumes anyway"), "{err}");
+    assert!(err.contains("--overwrite would start over, losing every record"), "{err}");
+    let text = original + &s.url("/json?id=50");
 
     let err = resume(&["-"]);
-    assert!(err.contains("the input is stdin"), "{err}");
+    assert!(err.contains("the input is stdin") && err.contains("--assume-same-input"), "{err}");
     // The user's word is taken for stdin, and indexes stay those of the first run.
     let run = outofsync()
         .args(["fetch", "-q", "--resume", "--assume-same-input", "-o"])
@@ -376,5 +379,37 @@ fn dev_null_and_a_fifo_take_every_record_unsynced_and_refuse_a_resume() {
         let err = String::from_utf8_lossy(&run.stderr);
         assert!(err.contains(&format!("cannot resume {output}: it is not a regular file")), "{err}");
         assert!(err.contains("--resume needs -o FILE"), "{err}");
+    }
+}
+
+#[test]
+fn an_input_touched_copied_or_grown_by_lines_at_its_end_resumes_without_being_asked() {
+    let s = server();
+    let dir = tempfile::tempdir().unwrap();
+    let input = input(dir.path(), 30, |i| s.url(&format!("/json?id={i}")));
+    let out = dir.path().join("out.jsonl");
+    let resume = |input: &Path| {
+        let run = outofsync().args(["fetch", "--resume", "-o"]).arg(&out).arg(input).output().unwrap();
+        let err = String::from_utf8_lossy(&run.stderr).into_owned();
+        assert_eq!(run.status.code(), Some(0), "{err}");
+        err
+    };
+    outofsync().args(["fetch", "-q", "-o"]).arg(&out).arg(&input).assert().code(0);
+
+    // touch: the same bytes under a new time.
+    let file = std::fs::File::options().write(true).open(&input).unwrap();
+    file.set_modified(std::time::SystemTime::now() + Duration::from_secs(3600)).unwrap();
+    assert!(resume(Path::new(&input)).contains("resuming: 30 records kept"));
+    // cp (or git checkout): the same bytes in another file.
+    let copy = dir.path().join("copy.txt");
+    std::fs::copy(&input, &copy).unwrap();
+    assert!(resume(&copy).contains("resuming: 30 records kept"));
+    // Lines added at the end: the first 30 keep their indexes, the new ones are fetched.
+    let more: String = (30..45).map(|i| s.url(&format!("/json?id={i}")) + "\n").collect();
+    std::fs::write(&copy, std::fs::read_to_string(&input).unwrap() + &more).unwrap();
+    assert!(resume(&copy).contains("15 requests in"));
+    assert_exactly_once(&out, 45);
+    for record in records_in(&out) {
+        assert_eq!(record["json"]["id"], record["i"], "each input under its own index");
     }
 }

@@ -212,7 +212,8 @@ pub struct FetchArgs {
     /// Continue an interrupted run into the same --output: keep its records, failed ones too (a
     /// torn last line is cut), and fetch only the inputs that have none. Assumes the same input
     /// in the same order, and refuses a changed input or changed options that shape records
-    /// (checked against FILE.manifest.json). With no records yet, a plain start.
+    /// (checked against FILE.manifest.json). An input with the same content (touched, copied) or
+    /// only lines added at its end is the same. With no records yet, a plain start.
     #[arg(long, requires = "output", help_heading = "Interruptions")]
     pub resume: bool,
     /// With --resume: also fetch again the inputs whose record failed. The output is first
@@ -220,8 +221,10 @@ pub struct FetchArgs {
     /// input still has exactly one record; the new ones are appended at the end.
     #[arg(long, requires = "resume", help_heading = "Interruptions")]
     pub retry_failed: bool,
-    /// With --resume: do not check that the input is the first run's. Needed to resume from
-    /// stdin, which cannot be checked; the input must still be the same, in the same order.
+    /// With --resume: do not check that the input is the first run's, at your own risk. Needed
+    /// to resume from stdin, which cannot be checked, or an input the check refuses that still
+    /// holds the first run's requests in the same order (more may follow); an input that moved
+    /// would be skipped or fetched under another one's index.
     #[arg(long, requires = "resume", help_heading = "Interruptions")]
     pub assume_same_input: bool,
     /// Never send a POST, PATCH or other non-idempotent request twice, even across a crash: each

@@ -98,7 +98,11 @@ pub enum OpenError {
         path: PathBuf,
     },
     /// The manifest refuses the resume.
-    #[error("cannot resume {}: {source}. Nothing was changed; --overwrite starts over", path.display())]
+    #[error(
+        "cannot resume {}: {source}. Nothing was changed (--overwrite would start over, losing every \
+         record in it)",
+        path.display()
+    )]
     Mismatch {
         /// The output.
         path: PathBuf,
