@@ -22,7 +22,7 @@ use crate::output::{
     Destination, Done, Fsync, Journal, Manifest, OpenError, Resumed, SentLog, Sink, Start, WriteError,
 };
 use crate::progress::Progress;
-use crate::record::{ErrorKind, RecordError};
+use crate::record::{ErrorKind, Record, RecordError};
 use crate::request::{Input, InvalidInput, LineDefaults, Reader, Source, reader};
 use crate::stats::{Counters, Stats, Summary};
 
@@ -161,7 +161,14 @@ impl<'a> Run<'a> {
                         .map_err(JobError::AtMostOnce)?;
                 }
                 let sink = Sink::file(journal.file, &job.output, job.fsync).map_err(JobError::Output)?;
-                (sink, journal.done, journal.resumed)
+                let max_pages = fetcher.config().max_pages;
+                let resumed = journal.resumed.map(|mut resumed| {
+                    resumed.walks_cut =
+                        journal.done.partials().filter(|p| p.page >= max_pages).count() as u64;
+                    resumed.walks_partial -= resumed.walks_cut;
+                    resumed
+                });
+                (sink, journal.done, resumed)
             }
         };
         Ok(Run { fetcher, job, sink, done, resumed, noted })
@@ -196,6 +203,11 @@ impl<'a> Run<'a> {
 
         let (inputs, read_status) = reader.into_parts();
         let (max_pages, paginated) = (fetcher.config().max_pages, fetcher.config().paginate.is_some());
+        let mut stats = Stats::default();
+        // Walks that an earlier run left at a page this --max-pages does not reach stay cut.
+        for _ in done.partials().filter(|partial| partial.page >= max_pages) {
+            stats.walk_cut();
+        }
         let todo = inputs.zip(stream::iter(0u64..)).filter_map(move |(input, i)| {
             let todo = still_to_do(&done, i, input, max_pages);
             future::ready(todo.map(|(i, input)| (i, unsent_if_noted(&noted, paginated, i, input))))
@@ -205,7 +217,6 @@ impl<'a> Run<'a> {
             None => Order::Completion,
         };
         let mut records = fetcher.fetch_indexed(todo, RunOptions { order, shutdown: shutdown.clone() });
-        let mut stats = Stats::default();
         loop {
             // Batch while records are ready; hand the batch over as soon as none is, so records
             // reach the output promptly when they come slowly. Before that, one yield: a request
@@ -231,6 +242,9 @@ impl<'a> Run<'a> {
                 }
             };
             stats.observe(&record);
+            if cut_by_max_pages(&record, max_pages) {
+                stats.walk_cut();
+            }
             counters.count(&record);
             if sink.push(&record).await.is_err() {
                 break;
@@ -255,6 +269,12 @@ impl<'a> Run<'a> {
             stopped: shutdown.is_stopping(),
         })
     }
+}
+
+/// Whether `record` is the last page of a walk that `--max-pages` ended: it names a next page,
+/// and the walk stops before a page number the limit does not allow (see `Engine::walk`).
+fn cut_by_max_pages(record: &Record, max_pages: u32) -> bool {
+    record.ok && record.next.is_some() && record.page.is_some_and(|page| page.saturating_add(1) >= max_pages)
 }
 
 /// What is left to do of input `i`: nothing if the output records it, the rest of its walk if a

@@ -49,6 +49,7 @@ pub struct Stats {
     bytes: u64,
     /// Latency of requests that were sent, in microseconds.
     latency: Histogram<u64>,
+    walks_cut: u64,
 }
 
 impl Default for Stats {
@@ -61,7 +62,16 @@ impl Default for Stats {
             attempts: 0,
             bytes: 0,
             latency: Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds"),
+            walks_cut: 0,
         }
+    }
+}
+
+impl Summary {
+    /// Whether the run left something undone that the output shows: a failed record, or a walk cut
+    /// by `--max-pages` (exit code 1 rather than 0).
+    pub fn incomplete(&self) -> bool {
+        self.failed > 0 || self.walks_cut > 0
     }
 }
 
@@ -83,6 +93,11 @@ impl Stats {
         if record.attempts > 0 {
             self.latency.saturating_record((record.elapsed_ms * 1000.0).round().max(1.0) as u64);
         }
+    }
+
+    /// Counts a paginated walk that `--max-pages` ended with pages left.
+    pub fn walk_cut(&mut self) {
+        self.walks_cut += 1;
     }
 
     /// Records counted so far.
@@ -107,6 +122,7 @@ impl Stats {
             statuses: self.by_status.iter().map(|(s, n)| (s.to_string(), *n)).collect(),
             retries: self.attempts.saturating_sub(self.latency.len()),
             bytes: self.bytes,
+            walks_cut: self.walks_cut,
             elapsed_s: secs,
             requests_per_s: if secs > 0.0 { self.total as f64 / secs } else { 0.0 },
             latency_ms: (!self.latency.is_empty()).then(|| Latency {
@@ -137,6 +153,9 @@ pub struct Summary {
     pub retries: u64,
     /// Body bytes received, decoded.
     pub bytes: u64,
+    /// Paginated walks that `--max-pages` ended with pages left: the output lacks their rest,
+    /// which a resume with a larger `--max-pages` fetches. Like a failure, it makes the exit code 1.
+    pub walks_cut: u64,
     /// Wall time of the run, in seconds.
     pub elapsed_s: f64,
     /// Records per second of wall time.
@@ -176,6 +195,15 @@ impl fmt::Display for Summary {
         if !self.failures.is_empty() {
             let parts: Vec<String> = self.failures.iter().map(|(k, n)| format!("{k} {n}")).collect();
             writeln!(f, "  failures: {}", parts.join(", "))?;
+        }
+        if self.walks_cut > 0 {
+            writeln!(
+                f,
+                "  cut: {} paginated walk{} stopped at --max-pages with pages left; --resume with a larger \
+                 --max-pages goes on from there",
+                self.walks_cut,
+                if self.walks_cut == 1 { "" } else { "s" }
+            )?;
         }
         if !self.statuses.is_empty() {
             let parts: Vec<String> = self.statuses.iter().map(|(s, n)| format!("{s}×{n}")).collect();

@@ -153,12 +153,12 @@ fn a_next_link_cycle_ends_the_walk_with_an_error_record() {
 }
 
 #[test]
-fn max_pages_bounds_a_walk() {
+fn max_pages_bounds_a_walk_and_the_cut_shows_in_the_summary_and_the_exit_code() {
     let s = server();
     let run = outofsync()
         .args([
             "fetch",
-            "-q",
+            "--no-progress",
             "--paginate",
             "link",
             "--max-pages",
@@ -167,8 +167,53 @@ fn max_pages_bounds_a_walk() {
         ])
         .output()
         .unwrap();
-    assert!(run.status.success());
+    assert_eq!(run.status.code(), Some(1), "a walk with pages left is not a success");
     assert_eq!(records(&run.stdout).len(), 3);
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        err.contains("0 failed") && err.contains("cut: 1 paginated walk stopped at --max-pages"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_resume_with_a_larger_max_pages_goes_on_from_the_page_where_a_walk_was_cut() {
+    let s = server();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.jsonl");
+    let summary = dir.path().join("summary.json");
+    // 103 items, 10 a page: 11 pages; and a walk of one page, which no limit here cuts.
+    let (long, short) = (s.url("/items?total=103&per_page=10"), s.url("/items?total=5&per_page=10"));
+    let fetch = |max_pages: &str, resume: bool| {
+        let mut run = outofsync();
+        run.args([
+            "fetch",
+            "-q",
+            "--paginate",
+            "link",
+            "--jq",
+            ".items | map(.id)",
+            "--max-pages",
+            max_pages,
+        ])
+        .arg("--summary-json")
+        .arg(&summary)
+        .arg("-o")
+        .arg(&out)
+        .args(resume.then_some("--resume"))
+        .args([&long, &short]);
+        let code = run.output().unwrap().status.code();
+        let summary: Value = serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
+        (code, summary["walks_cut"].clone(), summary["total"].clone())
+    };
+    assert_eq!(fetch("4", false), (Some(1), json!(1), json!(5)), "4 pages and 1");
+    assert_eq!(fetch("4", true), (Some(1), json!(1), json!(0)), "still cut, nothing to fetch");
+    assert_eq!(fetch("8", true), (Some(1), json!(1), json!(4)), "pages 4 to 7, and cut again");
+    assert_eq!(fetch("100", true), (Some(0), json!(0), json!(3)), "the last three pages");
+    let records = records_in(&out);
+    assert_eq!(page_keys(&records), (0..11).map(|p| (0, p)).chain([(1, 0)]).collect::<Vec<_>>());
+    let ids: Vec<u64> = records.iter().filter(|r| r["i"] == 0).flat_map(item_ids).collect();
+    assert_eq!(ids.iter().collect::<HashSet<_>>().len(), 103, "every item once");
 }
 
 #[test]

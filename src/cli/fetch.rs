@@ -160,7 +160,8 @@ pub struct FetchArgs {
     /// parameter of the first page's URL.
     #[arg(long, value_name = "NAME", requires = "paginate", help_heading = "Pipelines")]
     pub page_param: Option<String>,
-    /// The most pages walked per input.
+    /// The most pages walked per input. A walk it ends with pages left is counted in the summary
+    /// and makes the exit code 1; --resume with a larger --max-pages goes on from there.
     #[arg(long, value_name = "N", default_value_t = 1000, help_heading = "Pipelines")]
     pub max_pages: u32,
 
@@ -253,7 +254,7 @@ pub enum InputFormat {
 pub const EXIT_CODES: &str = "\
 Exit codes:
   0  every request succeeded
-  1  some records failed (they are in the output, with the reason)
+  1  some records failed (they are in the output, with the reason), or --max-pages cut a walk
   2  usage or I/O error: bad flag, unreadable input, unwritable output, a refused --resume
   130, 143  stopped by SIGINT (Ctrl-C) or SIGTERM: every record written is whole; --resume
      fetches the rest

@@ -68,7 +68,7 @@ pub fn run(args: FetchArgs) -> anyhow::Result<ExitCode> {
         }
         return Ok(code);
     }
-    Ok(if outcome.summary.failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if outcome.summary.incomplete() { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
 /// Where `-o` sends records. `-` is stdout, as in curl; so is `/dev/stdout`, which would otherwise
@@ -120,6 +120,12 @@ fn describe_resume(resumed: &Resumed) -> String {
     }
     if resumed.walks_partial > 0 {
         text += &format!(", {} paginated walks to go on from their next page", resumed.walks_partial);
+    }
+    if resumed.walks_cut > 0 {
+        text += &format!(
+            ", {} paginated walks left at --max-pages (a larger --max-pages goes on with them)",
+            resumed.walks_cut
+        );
     }
     if resumed.torn_bytes > 0 {
         text += &format!(", a torn last line of {} bytes cut", resumed.torn_bytes);

@@ -66,6 +66,9 @@ pub struct Resumed {
     pub torn_bytes: u64,
     /// Paginated walks cut off half-way: they go on from their next page.
     pub walks_partial: u64,
+    /// Of the walks cut off half-way, those whose next page is beyond this run's `--max-pages`:
+    /// they stay cut (not counted in `walks_partial`). Filled in by the run, which knows the limit.
+    pub walks_cut: u64,
 }
 
 /// Why an output cannot be used for this run. Nothing in the output was changed.
@@ -205,6 +208,7 @@ fn repair(path: &Path, mut journal: Journal) -> Result<Journal, OpenError> {
         failed_removed: 0,
         torn_bytes: scanned.torn,
         walks_partial: scanned.done.partial_len(),
+        walks_cut: 0,
     });
     journal.done = scanned.done;
     Ok(journal)
@@ -251,6 +255,7 @@ fn rewrite(path: &Path, old: Journal) -> Result<Journal, OpenError> {
             failed_removed: scanned.failed,
             torn_bytes: scanned.torn,
             walks_partial: kept.partial_len(),
+            walks_cut: 0,
         }),
         done: kept,
     })

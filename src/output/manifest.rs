@@ -363,7 +363,7 @@ impl Manifest {
         }
         let names: std::collections::BTreeSet<&String> =
             self.options.keys().chain(then.options.keys()).collect();
-        for name in names {
+        for name in names.into_iter().filter(|name| !MAY_CHANGE.contains(&name.as_str())) {
             let (now, was) = (self.options.get(name), then.options.get(name));
             if now != was {
                 let show = |v: Option<&String>| v.map_or("unset".to_owned(), |v| abbreviate(v));
@@ -377,6 +377,11 @@ impl Manifest {
         }
     }
 }
+
+/// Options kept in the manifest that a resume may change all the same. `--max-pages` says how far
+/// a walk goes, not what its records say: a resume with a larger one goes on with the walks a
+/// smaller one cut, which is the way to get their rest.
+const MAY_CHANGE: [&str; 1] = ["--max-pages"];
 
 /// Digests are long; the first 12 hex digits tell two apart in a message.
 fn abbreviate(value: &str) -> String {
