@@ -554,3 +554,45 @@ fn a_summary_json_path_that_cannot_be_written_is_refused_before_any_request() {
     }
     assert_eq!(get_json(&s.url("/stats")).1["by_path"]["/json"], Value::Null, "nothing was fetched");
 }
+
+/// A pseudo-terminal: the controller's end, and the path of the terminal end.
+fn pty() -> (std::fs::File, std::path::PathBuf) {
+    use std::os::fd::FromRawFd;
+    // SAFETY: plain calls on a descriptor this function owns; ptsname_r writes within `name`.
+    unsafe {
+        let fd = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY);
+        assert!(fd >= 0 && libc::grantpt(fd) == 0 && libc::unlockpt(fd) == 0, "a pseudo-terminal");
+        let mut name = [0 as libc::c_char; 128];
+        assert_eq!(libc::ptsname_r(fd, name.as_mut_ptr(), name.len()), 0);
+        let path = std::ffi::CStr::from_ptr(name.as_ptr()).to_str().unwrap().to_owned();
+        (std::fs::File::from_raw_fd(fd), path.into())
+    }
+}
+
+#[test]
+fn with_stdin_a_terminal_fetch_says_it_reads_requests_from_it() {
+    let s = server();
+    let (mut controller, terminal) = pty();
+    let stdin = std::fs::File::options().read(true).write(true).open(&terminal).unwrap();
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin("outofsync"))
+        .args(["fetch", "-q"])
+        .env_clear()
+        .stdin(stdin)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A line, then end-of-file as a terminal gives it: Ctrl-D at the start of a line. Typed
+    // ahead, so that a fetch that says nothing still ends (and the test fails instead of hanging).
+    controller.write_all(format!("{}\n\x04", s.url("/json?id=7")).as_bytes()).unwrap();
+    let (mut said, mut stderr) = (String::new(), BufReader::new(child.stderr.take().unwrap()));
+    stderr.read_line(&mut said).unwrap();
+    assert!(said.contains("reading requests from stdin (the terminal)") && said.contains("Ctrl-D"), "{said}");
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(records(&out.stdout)[0]["json"]["id"], 7);
+    drop(stderr);
+
+    let piped = outofsync().args(["fetch", "-q"]).write_stdin(s.url("/json")).output().unwrap();
+    assert!(piped.stderr.is_empty(), "not a terminal: nothing to say");
+}

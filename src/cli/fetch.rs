@@ -10,7 +10,7 @@ use outofsync::output::Fsync;
 /// Fetch many requests concurrently; every request ends as exactly one JSON record.
 ///
 /// INPUT is a file of requests (one per line), `-` for stdin, or a URL. With no INPUT, requests
-/// are read from stdin. A line is a URL (curl-style globs expand: [1-100], [001-100], [a-z],
+/// are read from stdin (from a terminal, it says so: type them, then Ctrl-D). A line is a URL (curl-style globs expand: [1-100], [001-100], [a-z],
 /// {a,b,c}) or a JSON object {"url":…,"method":…,"headers":{…},"body":"…","json":…,"id":…};
 /// other fields of the object are carried into the record under "meta". Blank lines and lines
 /// starting with # are skipped. A line that cannot become a request becomes an invalid_request

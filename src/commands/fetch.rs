@@ -26,6 +26,10 @@ pub fn run(args: FetchArgs) -> anyhow::Result<ExitCode> {
     config.concurrency =
         super::fit_open_files(config.concurrency, super::raise_open_files_limit(), args.quiet);
     let mut job = job(&args, output.clone())?;
+    if job.sources.contains(&Source::Stdin) && std::io::stdin().is_terminal() {
+        // Nobody types requests on purpose; without a word, a forgotten INPUT looks like a hang.
+        eprintln!("outofsync: reading requests from stdin (the terminal), one per line; Ctrl-D ends them");
+    }
     if args.at_most_once {
         let log = SentLog::new(args.fsync != Fsync::Never);
         config.before_unsafe_send = Some(log.hook());
