@@ -596,3 +596,25 @@ fn with_stdin_a_terminal_fetch_says_it_reads_requests_from_it() {
     let piped = outofsync().args(["fetch", "-q"]).write_stdin(s.url("/json")).output().unwrap();
     assert!(piped.stderr.is_empty(), "not a terminal: nothing to say");
 }
+
+#[test]
+fn a_url_without_its_scheme_is_named_as_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.jsonl");
+    for output in [&[][..], &["-o".as_ref(), out.as_os_str()]] {
+        let run = outofsync().args(["fetch", "-q"]).args(output).arg("api.example.com/users/[1-3]").output();
+        let run = run.unwrap();
+        assert_eq!(run.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&run.stderr);
+        assert!(err.contains("cannot open api.example.com/users/[1-3]: No such file"), "{err}");
+        assert!(err.contains("looks like a URL without its scheme"), "{err}");
+        assert!(err.contains("write https://api.example.com/users/[1-3]"), "{err}");
+    }
+    let line = outofsync().args(["fetch", "-q", "-"]).write_stdin("127.0.0.1:9/json\n").output().unwrap();
+    let record = &records(&line.stdout)[0];
+    assert_eq!(record["error"]["kind"], "invalid_request");
+    let message = record["error"]["message"].as_str().unwrap();
+    assert!(message.contains("without its scheme? write it https://127.0.0.1:9/json"), "{message}");
+    let missing = outofsync().args(["fetch", "-q", "urls.txt"]).output().unwrap();
+    assert!(!String::from_utf8_lossy(&missing.stderr).contains("scheme"), "a file name is not a URL");
+}

@@ -9,7 +9,9 @@ use outofsync::output::Fsync;
 
 /// Fetch many requests concurrently; every request ends as exactly one JSON record.
 ///
-/// INPUT is a file of requests (one per line), `-` for stdin, or a URL. With no INPUT, requests
+/// INPUT is a file of requests (one per line), `-` for stdin, or a URL with its scheme (an
+/// argument without `://` is a file name; a missing one that looks like a host and a path is
+/// said to be a URL without its scheme). With no INPUT, requests
 /// are read from stdin (from a terminal, it says so: type them, then Ctrl-D). A line is a URL (curl-style globs expand: [1-100], [001-100], [a-z],
 /// {a,b,c}) or a JSON object {"url":…,"method":…,"headers":{…},"body":"…","json":…,"id":…};
 /// other fields of the object are carried into the record under "meta". Blank lines and lines

@@ -83,8 +83,7 @@ impl InputIdentity {
             Source::Stdin => InputIdentity::Stdin,
             Source::Url(url) => InputIdentity::Url { url: url.clone() },
             Source::File(path) => {
-                let mut file = File::open(path)
-                    .map_err(|e| io::Error::new(e.kind(), format!("cannot open {}: {e}", path.display())))?;
+                let mut file = File::open(path).map_err(|e| crate::request::reader::cannot_open(path, e))?;
                 let meta = file.metadata()?;
                 let modified_ns = meta
                     .modified()

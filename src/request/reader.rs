@@ -14,7 +14,7 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 
@@ -58,6 +58,22 @@ impl Source {
     }
 }
 
+/// The error of an input file that cannot be opened, in words: `cannot open PATH: why`, and when
+/// it is missing but reads as a URL without its scheme (`api.example.com/users`), that guess —
+/// the argument was taken for a file because it has no `://`.
+pub fn cannot_open(path: &Path, e: io::Error) -> io::Error {
+    let mut message = format!("cannot open {}: {e}", path.display());
+    if e.kind() == io::ErrorKind::NotFound
+        && let Some(text) = path.to_str()
+        && super::looks_like_url(text)
+    {
+        message += &format!(
+            "; it looks like a URL without its scheme, which is read as a file name: write https://{text}"
+        );
+    }
+    io::Error::new(e.kind(), message)
+}
+
 enum Opened {
     Lines { source: Box<dyn Read + Send>, name: String },
     Url(String),
@@ -81,9 +97,7 @@ impl Reader {
             opened.push(match source {
                 Source::Stdin => Opened::Lines { source: Box::new(io::stdin()), name: "stdin".into() },
                 Source::File(path) => {
-                    let file = File::open(&path).map_err(|e| {
-                        io::Error::new(e.kind(), format!("cannot open {}: {e}", path.display()))
-                    })?;
+                    let file = File::open(&path).map_err(|e| cannot_open(&path, e))?;
                     Opened::Lines { source: Box::new(file), name: path.display().to_string() }
                 }
                 Source::Url(url) => Opened::Url(url),
