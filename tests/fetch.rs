@@ -235,6 +235,27 @@ fn an_existing_output_is_not_appended_to_unless_told() {
 }
 
 #[test]
+fn an_output_that_holds_something_else_than_records_is_refused_for_what_it_holds() {
+    let s = server();
+    let dir = tempfile::tempdir().unwrap();
+    let urls = dir.path().join("urls.txt");
+    let text = format!("{}\n", s.url("/json"));
+    std::fs::write(&urls, &text).unwrap();
+    // -o urls.txt where the input was meant.
+    let run =
+        outofsync().args(["fetch", "-q", "-o"]).arg(&urls).arg(s.url("/json?id=[1-3]")).output().unwrap();
+    assert_eq!(run.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(err.contains("does not hold records of outofsync: its first line is \"http://"), "{err}");
+    assert!(!err.contains("already holds records"), "{err}");
+    assert_eq!(std::fs::read_to_string(&urls).unwrap(), text, "untouched");
+
+    std::fs::write(&urls, b"\x89PNG\r\n\x1a\n\0\0").unwrap();
+    let run = outofsync().args(["fetch", "-q", "-o"]).arg(&urls).arg(s.url("/json")).output().unwrap();
+    assert!(String::from_utf8_lossy(&run.stderr).contains("it starts with binary data"));
+}
+
+#[test]
 fn a_closed_stdout_pipe_is_not_an_error() {
     let s = server();
     let (mut child, first) = spawn_first_line(&["fetch", "-q", "-c", "4", &s.url("/json?id=[1-100000]")]);

@@ -168,8 +168,8 @@ pub struct FetchArgs {
     pub max_pages: u32,
 
     /// Where the records go [default: stdout, as with - or /dev/stdout]. A file that already holds
-    /// records is refused unless --resume or --overwrite; FILE.manifest.json beside it records the
-    /// input and options. /dev/null, a FIFO or another device is just written to: no manifest, no
+    /// records is refused unless --resume or --overwrite, one that holds anything else unless
+    /// --overwrite; FILE.manifest.json beside it records the input and options. /dev/null, a FIFO or another device is just written to: no manifest, no
     /// sync, no --resume.
     #[arg(short = 'o', long, value_name = "FILE", help_heading = "Output")]
     pub output: Option<PathBuf>,

@@ -84,6 +84,19 @@ pub enum OpenError {
         /// The output.
         path: PathBuf,
     },
+    /// It is not empty, and what it holds is not records: another file given as the output by
+    /// mistake (an input, say), which neither `--resume` nor appending would make sense of.
+    #[error(
+        "{} is not empty, and it does not hold records of outofsync: {holds}. Give another -o FILE \
+         (or --overwrite to replace all of it)",
+        path.display()
+    )]
+    HoldsOther {
+        /// The output.
+        path: PathBuf,
+        /// What it holds instead, in words (its first line, quoted).
+        holds: String,
+    },
     /// Another run holds its lock.
     #[error("{} is being written by another outofsync run (it holds the file's lock); wait for it to end", path.display())]
     InUse {
@@ -156,7 +169,12 @@ impl Journal {
         let len = file.metadata().map_err(io("inspect"))?.len();
         let mut journal = Journal { file, done: Done::default(), resumed: None };
         match start {
-            Start::New if len > 0 => return Err(OpenError::HoldsRecords { path: path.to_owned() }),
+            Start::New if len > 0 => {
+                return Err(match not_records(&journal.file) {
+                    Some(holds) => OpenError::HoldsOther { path: path.to_owned(), holds },
+                    None => OpenError::HoldsRecords { path: path.to_owned() },
+                });
+            }
             Start::Overwrite if len > 0 => journal.file.set_len(0).map_err(io("truncate"))?,
             Start::Resume(options) if len > 0 => {
                 let then = Manifest::load(path)
@@ -171,6 +189,31 @@ impl Journal {
         manifest.store(path).map_err(io("write the manifest of"))?;
         Ok(journal)
     }
+}
+
+/// What a non-empty output holds, in words, if its first line is not a record (`None` if it is,
+/// or if it cannot be read: then the plainer refusal stands).
+fn not_records(file: &File) -> Option<String> {
+    use std::os::unix::fs::FileExt;
+    const SHOWN: usize = 80;
+    let mut head = vec![0; 64 * 1024];
+    let n = file.read_at(&mut head, 0).ok()?;
+    let first = head[..n].split(|&b| b == b'\n').next().unwrap_or_default();
+    if serde_json::from_slice::<super::scan::Entry>(first).is_ok() {
+        return None;
+    }
+    Some(match std::str::from_utf8(first) {
+        Err(_) => "it starts with binary data, not text".to_owned(),
+        Ok(text) if text.trim().is_empty() => "its first line is blank".to_owned(),
+        Ok(text) => {
+            let mut end = text.len().min(SHOWN);
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            let more = if end < text.len() { "…" } else { "" };
+            format!("its first line is {:?}{more}", &text[..end])
+        }
+    })
 }
 
 fn lock(file: &File, path: &Path) -> Result<(), OpenError> {
