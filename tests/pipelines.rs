@@ -247,6 +247,19 @@ fn a_filter_that_does_not_compile_is_a_usage_error_with_the_position() {
     assert_eq!(run.status.code(), Some(2), "csv rows need a template");
 }
 
+#[test]
+fn a_page_param_with_link_pagination_is_a_usage_error() {
+    let s = server();
+    let run = outofsync()
+        .args(["fetch", "--paginate", "link", "--page-param", "cursor", &s.url("/items?total=30")])
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(err.contains("--page-param cursor") && err.contains("--paginate link"), "{err}");
+    assert!(run.stdout.is_empty(), "nothing fetched");
+}
+
 /// `(i, page)` of every record, sorted; panics on a key seen twice.
 fn page_keys(records: &[Value]) -> Vec<(u64, u64)> {
     let mut keys: Vec<(u64, u64)> =

@@ -159,7 +159,7 @@ pub struct FetchArgs {
     #[arg(long, value_name = "HOW", help_heading = "Pipelines")]
     pub paginate: Option<String>,
     /// With --paginate json:PATH, the value found is a cursor or page number: set it as this query
-    /// parameter of the first page's URL.
+    /// parameter of the first page's URL (with --paginate link, a usage error).
     #[arg(long, value_name = "NAME", requires = "paginate", help_heading = "Pipelines")]
     pub page_param: Option<String>,
     /// The most pages walked per input. A walk it ends with pages left is counted in the summary

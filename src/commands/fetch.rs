@@ -181,8 +181,14 @@ fn config(args: &FetchArgs) -> anyhow::Result<Config> {
         config.filter = Some(JqFilter::compile(program)?);
     }
     if let Some(how) = &args.paginate {
-        config.paginate =
-            Some(how.parse::<Paginate>().map_err(anyhow::Error::msg)?.with_param(args.page_param.clone()));
+        let paginate = how.parse::<Paginate>().map_err(anyhow::Error::msg)?;
+        if let (Paginate::Link, Some(name)) = (&paginate, &args.page_param) {
+            bail!(
+                "--page-param {name} sets the value that --paginate json:PATH finds; --paginate link \
+                 follows the Link header's URL as it is, so there is nothing to set"
+            );
+        }
+        config.paginate = Some(paginate.with_param(args.page_param.clone()));
         config.max_pages = args.max_pages.max(1);
     }
     if args.json.is_some() {
