@@ -639,3 +639,23 @@ fn a_url_without_its_scheme_is_named_as_one() {
     let missing = outofsync().args(["fetch", "-q", "urls.txt"]).output().unwrap();
     assert!(!String::from_utf8_lossy(&missing.stderr).contains("scheme"), "a file name is not a URL");
 }
+
+#[test]
+fn an_unterminated_glob_is_an_invalid_request_naming_the_line_and_globoff() {
+    let s = server();
+    let input = format!("{}\n{}\n", s.url("/json?id=[1-2]"), s.url("/anything?id=[1-"));
+    let run = outofsync().args(["fetch", "-q", "-"]).write_stdin(input.clone()).output().unwrap();
+    assert_eq!(run.status.code(), Some(1));
+    let records = records(&run.stdout);
+    assert_eq!(records.len(), 3, "two from the glob, one for the broken line");
+    let broken = by_i(&records, 2);
+    assert_eq!(broken["error"]["kind"], "invalid_request", "{broken}");
+    assert_eq!(broken["attempts"], 0, "nothing sent");
+    let message = broken["error"]["message"].as_str().unwrap();
+    assert!(message.starts_with("line 2: unterminated glob: the '['"), "{message}");
+    assert!(message.contains("-g/--globoff"), "{message}");
+
+    let literal = outofsync().args(["fetch", "-q", "-g", "-"]).write_stdin(input).output().unwrap();
+    let records = crate::support::records(&literal.stdout);
+    assert_eq!(by_i(&records, 1)["json"]["args"]["id"], "[1-", "-g sends it as it is");
+}

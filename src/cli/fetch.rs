@@ -64,7 +64,7 @@ pub struct FetchArgs {
     /// it in the process list, as with curl.
     #[arg(short = 'u', long, value_name = "USER:PASSWORD", help_heading = "Requests")]
     pub user: Option<String>,
-    /// Do not expand globs in URLs.
+    /// Do not expand globs in URLs (without it, a [ or { never closed is an invalid_request).
     #[arg(short = 'g', long, help_heading = "Requests")]
     pub globoff: bool,
 
