@@ -183,13 +183,13 @@ impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "{} requests in {:.2}s ({:.0}/s): {} ok, {} failed, {} retries, {} received",
-            self.total,
+            "{} in {:.2}s ({:.0}/s): {} ok, {} failed, {}, {} received",
+            plural(self.total, "request", "requests"),
             self.elapsed_s,
             self.requests_per_s,
             self.ok,
             self.failed,
-            self.retries,
+            plural(self.retries, "retry", "retries"),
             human_bytes(self.bytes)
         )?;
         if !self.failures.is_empty() {
@@ -199,10 +199,9 @@ impl fmt::Display for Summary {
         if self.walks_cut > 0 {
             writeln!(
                 f,
-                "  cut: {} paginated walk{} stopped at --max-pages with pages left; --resume with a larger \
-                 --max-pages goes on from there",
-                self.walks_cut,
-                if self.walks_cut == 1 { "" } else { "s" }
+                "  cut: {} stopped at --max-pages with pages left; --resume with a larger --max-pages \
+                 goes on from there",
+                plural(self.walks_cut, "paginated walk", "paginated walks")
             )?;
         }
         if !self.statuses.is_empty() {
@@ -220,6 +219,11 @@ impl fmt::Display for Summary {
     }
 }
 
+/// `1 request`, `2 requests`: a count and its noun, which agree.
+pub fn plural(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 /// `1.5 MiB`-style sizes.
 pub fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -230,4 +234,27 @@ pub fn human_bytes(n: u64) -> String {
         unit += 1;
     }
     if unit == 0 { format!("{n} B") } else { format!("{value:.1} {}", UNITS[unit]) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(total: u64, retries: u64, walks_cut: u64) -> Summary {
+        let mut stats = Stats::default();
+        for _ in 0..walks_cut {
+            stats.walk_cut();
+        }
+        Summary { total, ok: total, retries, ..stats.summary(Duration::from_secs(1)) }
+    }
+
+    #[test]
+    fn counts_of_one_read_in_the_singular() {
+        let one = summary(1, 1, 1).to_string();
+        assert!(one.starts_with("1 request in 1.00s (0/s): 1 ok, 0 failed, 1 retry, 0 B received"), "{one}");
+        assert!(one.contains("cut: 1 paginated walk stopped"), "{one}");
+        let two = summary(2, 2, 2).to_string();
+        assert!(two.starts_with("2 requests in") && two.contains(", 2 retries,"), "{two}");
+        assert!(two.contains("cut: 2 paginated walks stopped"), "{two}");
+    }
 }

@@ -251,3 +251,22 @@ fn basic_auth_is_sent_and_its_password_stays_out_of_records_logs_and_the_manifes
     assert_eq!(run.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&run.stderr).contains("give USER:PASSWORD"));
 }
+
+#[test]
+fn a_summary_of_one_request_and_one_retry_speaks_in_the_singular() {
+    let s = server();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.jsonl");
+    let fetch = || {
+        let mut run = outofsync();
+        run.args(["fetch", "--no-progress", "--resume", "--retries", "1", "--backoff", "1ms", "-o"])
+            .arg(&out)
+            .arg(s.url("/flaky/1?key=singular"));
+        String::from_utf8(run.output().unwrap().stderr).unwrap()
+    };
+    let first = fetch();
+    assert!(first.starts_with("1 request in ") && first.contains(": 1 ok, 0 failed, 1 retry, "), "{first}");
+    let again = fetch();
+    assert!(again.contains("resuming: 1 record kept; fetching the rest"), "{again}");
+    assert!(again.contains("0 requests in "), "{again}");
+}

@@ -12,6 +12,7 @@ use outofsync::engine::{BodyMode, Config, HttpVersion, JqFilter, Paginate, Retry
 use outofsync::output::{Destination, Fsync, ResumeOptions, Resumed, SentLog, Start};
 use outofsync::pipeline::{self, Job};
 use outofsync::request::{LineDefaults, RowFormat, RowTemplates, Rows, Source, parse_header_line};
+use outofsync::stats::plural;
 
 use super::signals::Signals;
 use crate::cli::{FetchArgs, InputFormat};
@@ -115,24 +116,26 @@ fn job(args: &FetchArgs, output: Destination) -> anyhow::Result<Job> {
 }
 
 fn describe_resume(resumed: &Resumed) -> String {
-    let mut text = format!("resuming: {} records kept", resumed.kept);
-    if resumed.failed_kept > 0 {
-        text += &format!(" ({} of them failed; --retry-failed fetches those again)", resumed.failed_kept);
+    let mut text = format!("resuming: {} kept", plural(resumed.kept, "record", "records"));
+    match (resumed.kept, resumed.failed_kept) {
+        (_, 0) => {}
+        (1, _) => text += " (it failed; --retry-failed fetches it again)",
+        (_, n) => text += &format!(" ({n} of them failed; --retry-failed fetches those again)"),
     }
     if resumed.failed_removed > 0 {
-        text += &format!(", {} failed records removed to be fetched again", resumed.failed_removed);
+        let removed = plural(resumed.failed_removed, "failed record", "failed records");
+        text += &format!(", {removed} removed to be fetched again");
     }
     if resumed.walks_partial > 0 {
-        text += &format!(", {} paginated walks to go on from their next page", resumed.walks_partial);
+        let walks = plural(resumed.walks_partial, "paginated walk", "paginated walks");
+        text += &format!(", {walks} to go on from the next page");
     }
     if resumed.walks_cut > 0 {
-        text += &format!(
-            ", {} paginated walks left at --max-pages (a larger --max-pages goes on with them)",
-            resumed.walks_cut
-        );
+        let walks = plural(resumed.walks_cut, "paginated walk", "paginated walks");
+        text += &format!(", {walks} left at --max-pages (a larger --max-pages goes on)");
     }
     if resumed.torn_bytes > 0 {
-        text += &format!(", a torn last line of {} bytes cut", resumed.torn_bytes);
+        text += &format!(", a torn last line of {} cut", plural(resumed.torn_bytes, "byte", "bytes"));
     }
     text + "; fetching the rest"
 }
@@ -273,4 +276,23 @@ fn rows(args: &FetchArgs) -> anyhow::Result<Option<Rows>> {
     };
     let templates = RowTemplates::new(url, &args.header_templates, body).map_err(anyhow::Error::msg)?;
     Ok(Some(Rows { format, templates: std::sync::Arc::new(templates) }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_resume_line_agrees_with_its_counts() {
+        let one = Resumed { kept: 1, failed_kept: 1, torn_bytes: 1, ..Resumed::default() };
+        assert_eq!(
+            describe_resume(&one),
+            "resuming: 1 record kept (it failed; --retry-failed fetches it again), a torn last line of \
+             1 byte cut; fetching the rest"
+        );
+        let many = Resumed { kept: 3, failed_kept: 2, walks_partial: 2, ..Resumed::default() };
+        let text = describe_resume(&many);
+        assert!(text.starts_with("resuming: 3 records kept (2 of them failed;"), "{text}");
+        assert!(text.contains(", 2 paginated walks to go on from the next page"), "{text}");
+    }
 }

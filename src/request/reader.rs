@@ -313,7 +313,7 @@ fn read_csv(
                 let line = record.position().map_or(0, |p| marks.line_at(p.byte()));
                 if record.len() != headers.len() {
                     let message =
-                        format!("row has {} fields, the header row has {}", record.len(), headers.len());
+                        format!("row has {}, the header row {}", fields(record.len()), headers.len());
                     send(tx, InvalidInput::new(message).at_line(line).into())?;
                     continue;
                 }
@@ -331,6 +331,10 @@ fn read_csv(
             }
         }
     }
+}
+
+fn fields(n: usize) -> String {
+    crate::stats::plural(n as u64, "field", "fields")
 }
 
 /// The line each CSV record starts on, counted here rather than taken from the csv crate: with
