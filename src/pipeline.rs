@@ -13,6 +13,7 @@ use std::collections::HashSet;
 use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use futures_util::{FutureExt, StreamExt, future, stream};
@@ -208,10 +209,19 @@ impl<'a> Run<'a> {
         for _ in done.partials().filter(|partial| partial.page >= max_pages) {
             stats.walk_cut();
         }
-        let todo = inputs.zip(stream::iter(0u64..)).filter_map(move |(input, i)| {
-            let todo = still_to_do(&done, i, input, max_pages);
-            future::ready(todo.map(|(i, input)| (i, unsent_if_noted(&noted, paginated, i, input))))
-        });
+        // Inputs handed to the engine, against inputs whose last record came back: the difference,
+        // once the run is stopped, is what was cancelled without a record.
+        let (taken, mut ended) = (Arc::new(AtomicU64::new(0)), 0u64);
+        let handed = taken.clone();
+        let todo = inputs
+            .zip(stream::iter(0u64..))
+            .filter_map(move |(input, i)| {
+                let todo = still_to_do(&done, i, input, max_pages);
+                future::ready(todo.map(|(i, input)| (i, unsent_if_noted(&noted, paginated, i, input))))
+            })
+            .inspect(move |_| {
+                handed.fetch_add(1, Ordering::Relaxed);
+            });
         let order = match job.ordered {
             Some(window) => Order::Input { window },
             None => Order::Completion,
@@ -245,6 +255,7 @@ impl<'a> Run<'a> {
             if cut_by_max_pages(&record, max_pages) {
                 stats.walk_cut();
             }
+            ended += u64::from(ends_its_input(&record, max_pages));
             counters.count(&record);
             if sink.push(&record).await.is_err() {
                 break;
@@ -262,12 +273,12 @@ impl<'a> Run<'a> {
             Err(WriteError::BrokenPipe) => true,
             Err(e) => return Err(JobError::Output(e)),
         };
-        Ok(Outcome {
-            summary: stats.summary(started.elapsed()),
-            output_closed,
-            resumed,
-            stopped: shutdown.is_stopping(),
-        })
+        let mut summary = stats.summary(started.elapsed());
+        if shutdown.is_stopping() {
+            // The stream has ended, so nothing takes inputs any more: the count is final.
+            summary.cancelled = taken.load(Ordering::Relaxed).saturating_sub(ended);
+        }
+        Ok(Outcome { summary, output_closed, resumed, stopped: shutdown.is_stopping() })
     }
 }
 
@@ -275,6 +286,15 @@ impl<'a> Run<'a> {
 /// and the walk stops before a page number the limit does not allow (see `Engine::walk`).
 fn cut_by_max_pages(record: &Record, max_pages: u32) -> bool {
     record.ok && record.next.is_some() && record.page.is_some_and(|page| page.saturating_add(1) >= max_pages)
+}
+
+/// Whether `record` is the last its input makes: the only one, or the page its walk ends on (no
+/// next page, or the next one is beyond `--max-pages`; see `Engine::walk`).
+fn ends_its_input(record: &Record, max_pages: u32) -> bool {
+    match record.page {
+        None => true,
+        Some(page) => record.next.is_none() || page.saturating_add(1) >= max_pages,
+    }
 }
 
 /// What is left to do of input `i`: nothing if the output records it, the rest of its walk if a

@@ -123,6 +123,7 @@ impl Stats {
             retries: self.attempts.saturating_sub(self.latency.len()),
             bytes: self.bytes,
             walks_cut: self.walks_cut,
+            cancelled: 0,
             elapsed_s: secs,
             requests_per_s: if secs > 0.0 { self.total as f64 / secs } else { 0.0 },
             latency_ms: (!self.latency.is_empty()).then(|| Latency {
@@ -156,6 +157,9 @@ pub struct Summary {
     /// Paginated walks that `--max-pages` ended with pages left: the output lacks their rest,
     /// which a resume with a larger `--max-pages` fetches. Like a failure, it makes the exit code 1.
     pub walks_cut: u64,
+    /// Requests a stop (SIGINT, SIGTERM) cancelled before they ended: they have no record, and a
+    /// resume fetches them. Set by the run, which knows what it handed to the engine.
+    pub cancelled: u64,
     /// Wall time of the run, in seconds.
     pub elapsed_s: f64,
     /// Records per second of wall time.
@@ -192,6 +196,13 @@ impl fmt::Display for Summary {
             plural(self.retries, "retry", "retries"),
             human_bytes(self.bytes)
         )?;
+        if self.cancelled > 0 {
+            let (requests, them) = match self.cancelled {
+                1 => ("1 request was stopped before it ended".to_owned(), "it"),
+                n => (format!("{n} requests were stopped before they ended"), "them"),
+            };
+            writeln!(f, "  cancelled: {requests}, without a record; --resume fetches {them}")?;
+        }
         if !self.failures.is_empty() {
             let parts: Vec<String> = self.failures.iter().map(|(k, n)| format!("{k} {n}")).collect();
             writeln!(f, "  failures: {}", parts.join(", "))?;
@@ -256,5 +267,8 @@ mod tests {
         let two = summary(2, 2, 2).to_string();
         assert!(two.starts_with("2 requests in") && two.contains(", 2 retries,"), "{two}");
         assert!(two.contains("cut: 2 paginated walks stopped"), "{two}");
+        assert!(!two.contains("cancelled"), "nothing was stopped");
+        let stopped = Summary { cancelled: 1, ..summary(0, 0, 0) }.to_string();
+        assert!(stopped.contains("cancelled: 1 request was stopped before it ended"), "{stopped}");
     }
 }

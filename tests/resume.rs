@@ -413,3 +413,28 @@ fn an_input_touched_copied_or_grown_by_lines_at_its_end_resumes_without_being_as
         assert_eq!(record["json"]["id"], record["i"], "each input under its own index");
     }
 }
+
+#[test]
+fn the_summary_after_a_signal_counts_the_requests_it_cancelled() {
+    let s = server();
+    let dir = tempfile::tempdir().unwrap();
+    // Ten quick ones that finish, twenty slow ones that the grace period cuts.
+    let input = input(dir.path(), 30, |i| s.url(if i < 10 { "/json" } else { "/delay/5000" }));
+    let (out, summary) = (dir.path().join("out.jsonl"), dir.path().join("summary.json"));
+    let (out_arg, summary_arg) = (out.to_str().unwrap(), summary.to_str().unwrap());
+    let args = ["fetch", "--no-progress", "-c", "30", "--grace", "200ms", "--summary-json", summary_arg];
+    let child = spawn(&[&args[..], &["-o", out_arg, &input]].concat());
+    let started = Instant::now();
+    while records_in_so_far(&out) < 10 {
+        assert!(started.elapsed() < Duration::from_secs(20), "the quick ones are recorded");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    signal(&child, libc::SIGINT);
+    let (code, err) = finish(child, Duration::from_secs(30));
+    assert_eq!(code, Some(130), "{err}");
+    assert!(err.contains("10 requests in"), "{err}");
+    assert!(err.contains("cancelled: 20 requests were stopped before they ended, without a record"), "{err}");
+    let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
+    assert_eq!((&summary["total"], &summary["cancelled"]), (&10.into(), &20.into()), "{summary}");
+}

@@ -237,7 +237,8 @@ pub struct FetchArgs {
     #[arg(long, requires = "output", help_heading = "Interruptions")]
     pub at_most_once: bool,
     /// On SIGINT or SIGTERM: stop reading input, give the requests in flight this long, then
-    /// cancel the rest (they get no record, so --resume fetches them). A second signal quits at once.
+    /// cancel the rest (they get no record, so --resume fetches them; the summary counts them). A
+    /// second signal quits at once.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration, help_heading = "Interruptions")]
     pub grace: Duration,
 }
