@@ -204,7 +204,8 @@ impl fmt::Display for Summary {
             writeln!(f, "  cancelled: {requests}, without a record; --resume fetches {them}")?;
         }
         if !self.failures.is_empty() {
-            let parts: Vec<String> = self.failures.iter().map(|(k, n)| format!("{k} {n}")).collect();
+            // Count first, then what: "http_status 502" read as a status code.
+            let parts: Vec<String> = self.failures.iter().map(|(k, n)| format!("{n} × {k}")).collect();
             writeln!(f, "  failures: {}", parts.join(", "))?;
         }
         if self.walks_cut > 0 {
@@ -216,8 +217,9 @@ impl fmt::Display for Summary {
             )?;
         }
         if !self.statuses.is_empty() {
-            let parts: Vec<String> = self.statuses.iter().map(|(s, n)| format!("{s}×{n}")).collect();
-            writeln!(f, "  statuses: {}", parts.join(" "))?;
+            // As failures: the count, then the status.
+            let parts: Vec<String> = self.statuses.iter().map(|(s, n)| format!("{n} × {s}")).collect();
+            writeln!(f, "  statuses: {}", parts.join(", "))?;
         }
         if let Some(l) = &self.latency_ms {
             writeln!(
@@ -268,6 +270,20 @@ mod tests {
         assert!(two.starts_with("2 requests in") && two.contains(", 2 retries,"), "{two}");
         assert!(two.contains("cut: 2 paginated walks stopped"), "{two}");
         assert!(!two.contains("cancelled"), "nothing was stopped");
+    }
+
+    #[test]
+    fn failures_and_statuses_read_as_a_count_times_what() {
+        let mut summary = summary(600, 0, 0);
+        summary.failures = [("http_status".to_owned(), 502), ("timeout".to_owned(), 3)].into();
+        summary.statuses = [("200".to_owned(), 95), ("503".to_owned(), 502)].into();
+        let text = summary.to_string();
+        assert!(text.contains("\n  failures: 502 × http_status, 3 × timeout\n"), "{text}");
+        assert!(text.contains("\n  statuses: 95 × 200, 502 × 503\n"), "{text}");
+    }
+
+    #[test]
+    fn a_stopped_run_says_how_many_it_cancelled() {
         let stopped = Summary { cancelled: 1, ..summary(0, 0, 0) }.to_string();
         assert!(stopped.contains("cancelled: 1 request was stopped before it ended"), "{stopped}");
     }
