@@ -417,6 +417,7 @@ fn demo_keeps_its_promise() {
     assert!(run.status.success(), "{stderr}");
     assert!(stderr.contains("exactly one record per request"), "{stderr}");
     assert!(stderr.contains("outofsync lab --quick"), "the demo ends by pointing at the lab: {stderr}");
+    assert!(stderr.contains("cargo install --path ."), "and says where the command comes from: {stderr}");
     let records = records_in(&dir.path().join("records.jsonl"));
     assert_eq!(records.len(), 10_000);
     let ok = records.iter().filter(|r| r["ok"] == true).count();

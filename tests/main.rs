@@ -8,6 +8,7 @@ mod hostile;
 mod lab;
 mod library;
 mod ordered;
+mod package;
 mod pipelines;
 mod resilience;
 mod resume;
