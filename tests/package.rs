@@ -22,3 +22,14 @@ fn the_quick_start_installs_outofsync_before_the_readme_uses_it() {
     let uses = blocks.iter().position(|b| b.lines().any(|l| l.starts_with("outofsync "))).unwrap();
     assert!(installs < uses, "installed (block {installs}) before it is used (block {uses})");
 }
+
+#[test]
+fn the_licence_files_the_manifest_names_are_there() {
+    assert_eq!(env!("CARGO_PKG_LICENSE"), "MIT OR Apache-2.0");
+    let mit = read("LICENSE-MIT");
+    assert!(mit.starts_with("MIT License\n\nCopyright (c) the outofsync developers\n"), "{mit}");
+    assert!(mit.contains("THE SOFTWARE IS PROVIDED \"AS IS\", WITHOUT WARRANTY OF ANY KIND"));
+    let apache = read("LICENSE-APACHE");
+    assert!(apache.contains("Apache License\n                        Version 2.0, January 2004"));
+    assert!(apache.contains("END OF TERMS AND CONDITIONS") && apache.contains("the outofsync developers"));
+}
