@@ -33,3 +33,12 @@ fn the_licence_files_the_manifest_names_are_there() {
     assert!(apache.contains("Apache License\n                        Version 2.0, January 2004"));
     assert!(apache.contains("END OF TERMS AND CONDITIONS") && apache.contains("the outofsync developers"));
 }
+
+#[test]
+fn the_manifest_declares_the_oldest_rust_that_builds_it() {
+    let version = env!("CARGO_PKG_RUST_VERSION");
+    let minor: u32 =
+        version.strip_prefix("1.").and_then(|m| m.parse().ok()).unwrap_or_else(|| panic!("{version:?}"));
+    assert!(minor >= 88, "edition 2024 with let chains needs 1.88, File::try_lock 1.89: {version}");
+    assert!(read("README.md").contains(&format!("Rust toolchain ({version} or newer)")));
+}

@@ -50,7 +50,9 @@ impl JqFilter {
             let offset = (rest.as_ptr() as usize).saturating_sub(code.as_ptr() as usize).min(code.len());
             let line_start = code[..offset].rfind('\n').map_or(0, |n| n + 1);
             let shown = if code.len() > 60 {
-                format!("{}…", &code[..code.floor_char_boundary(60)])
+                // By hand, not `floor_char_boundary`: that is Rust 1.91, and the rest needs 1.89.
+                let end = (0..=60).rev().find(|&n| code.is_char_boundary(n)).unwrap_or(0);
+                format!("{}…", &code[..end])
             } else {
                 code.to_owned()
             };
