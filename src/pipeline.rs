@@ -13,6 +13,7 @@ use std::collections::HashSet;
 use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use futures_util::{FutureExt, StreamExt, future, stream};
@@ -22,7 +23,7 @@ use crate::output::{
     Destination, Done, Fsync, Journal, Manifest, OpenError, Resumed, SentLog, Sink, Start, WriteError,
 };
 use crate::progress::Progress;
-use crate::record::{ErrorKind, RecordError};
+use crate::record::{ErrorKind, Record, RecordError};
 use crate::request::{Input, InvalidInput, LineDefaults, Reader, Source, reader};
 use crate::stats::{Counters, Stats, Summary};
 
@@ -161,7 +162,14 @@ impl<'a> Run<'a> {
                         .map_err(JobError::AtMostOnce)?;
                 }
                 let sink = Sink::file(journal.file, &job.output, job.fsync).map_err(JobError::Output)?;
-                (sink, journal.done, journal.resumed)
+                let max_pages = fetcher.config().max_pages;
+                let resumed = journal.resumed.map(|mut resumed| {
+                    resumed.walks_cut =
+                        journal.done.partials().filter(|p| p.page >= max_pages).count() as u64;
+                    resumed.walks_partial -= resumed.walks_cut;
+                    resumed
+                });
+                (sink, journal.done, resumed)
             }
         };
         Ok(Run { fetcher, job, sink, done, resumed, noted })
@@ -196,16 +204,29 @@ impl<'a> Run<'a> {
 
         let (inputs, read_status) = reader.into_parts();
         let (max_pages, paginated) = (fetcher.config().max_pages, fetcher.config().paginate.is_some());
-        let todo = inputs.zip(stream::iter(0u64..)).filter_map(move |(input, i)| {
-            let todo = still_to_do(&done, i, input, max_pages);
-            future::ready(todo.map(|(i, input)| (i, unsent_if_noted(&noted, paginated, i, input))))
-        });
+        let mut stats = Stats::default();
+        // Walks that an earlier run left at a page this --max-pages does not reach stay cut.
+        for _ in done.partials().filter(|partial| partial.page >= max_pages) {
+            stats.walk_cut();
+        }
+        // Inputs handed to the engine, against inputs whose last record came back: the difference,
+        // once the run is stopped, is what was cancelled without a record.
+        let (taken, mut ended) = (Arc::new(AtomicU64::new(0)), 0u64);
+        let handed = taken.clone();
+        let todo = inputs
+            .zip(stream::iter(0u64..))
+            .filter_map(move |(input, i)| {
+                let todo = still_to_do(&done, i, input, max_pages);
+                future::ready(todo.map(|(i, input)| (i, unsent_if_noted(&noted, paginated, i, input))))
+            })
+            .inspect(move |_| {
+                handed.fetch_add(1, Ordering::Relaxed);
+            });
         let order = match job.ordered {
             Some(window) => Order::Input { window },
             None => Order::Completion,
         };
         let mut records = fetcher.fetch_indexed(todo, RunOptions { order, shutdown: shutdown.clone() });
-        let mut stats = Stats::default();
         loop {
             // Batch while records are ready; hand the batch over as soon as none is, so records
             // reach the output promptly when they come slowly. Before that, one yield: a request
@@ -231,6 +252,10 @@ impl<'a> Run<'a> {
                 }
             };
             stats.observe(&record);
+            if cut_by_max_pages(&record, max_pages) {
+                stats.walk_cut();
+            }
+            ended += u64::from(ends_its_input(&record, max_pages));
             counters.count(&record);
             if sink.push(&record).await.is_err() {
                 break;
@@ -248,12 +273,27 @@ impl<'a> Run<'a> {
             Err(WriteError::BrokenPipe) => true,
             Err(e) => return Err(JobError::Output(e)),
         };
-        Ok(Outcome {
-            summary: stats.summary(started.elapsed()),
-            output_closed,
-            resumed,
-            stopped: shutdown.is_stopping(),
-        })
+        let mut summary = stats.summary(started.elapsed());
+        if shutdown.is_stopping() {
+            // The stream has ended, so nothing takes inputs any more: the count is final.
+            summary.cancelled = taken.load(Ordering::Relaxed).saturating_sub(ended);
+        }
+        Ok(Outcome { summary, output_closed, resumed, stopped: shutdown.is_stopping() })
+    }
+}
+
+/// Whether `record` is the last page of a walk that `--max-pages` ended: it names a next page,
+/// and the walk stops before a page number the limit does not allow (see `Engine::walk`).
+fn cut_by_max_pages(record: &Record, max_pages: u32) -> bool {
+    record.ok && record.next.is_some() && record.page.is_some_and(|page| page.saturating_add(1) >= max_pages)
+}
+
+/// Whether `record` is the last its input makes: the only one, or the page its walk ends on (no
+/// next page, or the next one is beyond `--max-pages`; see `Engine::walk`).
+fn ends_its_input(record: &Record, max_pages: u32) -> bool {
+    match record.page {
+        None => true,
+        Some(page) => record.next.is_none() || page.saturating_add(1) >= max_pages,
     }
 }
 

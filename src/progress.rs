@@ -3,12 +3,13 @@
 //! The hot path only bumps atomics ([`Counters`]); a thread of its own redraws ten times a second
 //! from them, so the bar costs the fetch loop nothing however fast records come.
 
+use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{HumanCount, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
 use crate::stats::Counters;
 
@@ -69,16 +70,36 @@ impl Drop for Progress {
     }
 }
 
-fn draw(counters: &Counters, total: &AtomicU64, stop: &AtomicBool) {
-    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(10));
+/// The bar's two looks: with a total (a bar and an ETA), and without one (yet).
+fn styles() -> (ProgressStyle, ProgressStyle) {
     let known = ProgressStyle::with_template(
-        "{spinner} {elapsed_precise} [{bar:30}] {human_pos}/{human_len} {per_sec:>10} ETA {eta:>4} {msg}",
+        "{spinner} {elapsed_precise} [{bar:30}] {human_pos}/{human_len} {rate:>10} ETA {eta:>4} {msg}",
     )
     .expect("a valid template")
-    .progress_chars("=> ");
+    .progress_chars("=> ")
+    .with_key("rate", rate);
     let unknown =
-        ProgressStyle::with_template("{spinner} {elapsed_precise} {human_pos} done {per_sec:>10} {msg}")
-            .expect("a valid template");
+        ProgressStyle::with_template("{spinner} {elapsed_precise} {human_pos} done {rate:>10} {msg}")
+            .expect("a valid template")
+            .with_key("rate", rate);
+    (known, unknown)
+}
+
+/// The `{rate}` of the templates. indicatif's own `{per_sec}` writes the rate with its
+/// fraction (`6,167.0418/s`), which nobody reads and which makes the bar jitter.
+fn rate(state: &ProgressState, out: &mut dyn fmt::Write) {
+    _ = out.write_str(&per_second(state.per_sec()));
+}
+
+/// A rate as a whole number of records per second, with thousands separated: `6,167/s`.
+fn per_second(rate: f64) -> String {
+    let whole = if rate.is_finite() && rate > 0.0 { rate.round() as u64 } else { 0 };
+    format!("{}/s", HumanCount(whole))
+}
+
+fn draw(counters: &Counters, total: &AtomicU64, stop: &AtomicBool) {
+    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(10));
+    let (known, unknown) = styles();
     bar.set_style(unknown);
     let mut has_total = false;
     while !stop.load(Ordering::Relaxed) {
@@ -97,4 +118,70 @@ fn draw(counters: &Counters, total: &AtomicU64, stop: &AtomicBool) {
         std::thread::park_timeout(REDRAW);
     }
     bar.finish_and_clear();
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use indicatif::TermLike;
+
+    use super::*;
+
+    /// A terminal that keeps everything drawn on it.
+    #[derive(Clone, Debug, Default)]
+    struct Screen(Arc<Mutex<String>>);
+
+    impl TermLike for Screen {
+        fn width(&self) -> u16 {
+            200
+        }
+        fn move_cursor_up(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_down(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_right(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_left(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn write_line(&self, s: &str) -> std::io::Result<()> {
+            self.write_str(s)
+        }
+        fn write_str(&self, s: &str) -> std::io::Result<()> {
+            self.0.lock().unwrap().push_str(s);
+            Ok(())
+        }
+        fn clear_line(&self) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn flush(&self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn the_rate_is_a_whole_number_of_records_per_second() {
+        assert_eq!(per_second(6_167.041_845_832_9), "6,167/s");
+        assert_eq!(per_second(0.4), "0/s");
+        assert_eq!(per_second(f64::NAN), "0/s");
+        for (style, length) in [(styles().0, Some(1_000_000)), (styles().1, None)] {
+            let screen = Screen::default();
+            let target = ProgressDrawTarget::term_like(Box::new(screen.clone()));
+            let bar = ProgressBar::with_draw_target(length, target).with_style(style);
+            // Steps a few milliseconds apart, so that the rate has a fraction to show.
+            for n in 1..=5 {
+                std::thread::sleep(std::time::Duration::from_millis(3));
+                bar.set_position(n * 777);
+            }
+            bar.tick();
+            let drawn = screen.0.lock().unwrap().clone();
+            let rate = drawn.split_whitespace().rfind(|w| w.ends_with("/s"));
+            let rate = rate.unwrap_or_else(|| panic!("no rate in {drawn:?}"));
+            assert!(rate.trim_end_matches("/s").chars().all(|c| c.is_ascii_digit() || c == ','), "{drawn}");
+        }
+    }
 }

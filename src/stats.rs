@@ -49,6 +49,7 @@ pub struct Stats {
     bytes: u64,
     /// Latency of requests that were sent, in microseconds.
     latency: Histogram<u64>,
+    walks_cut: u64,
 }
 
 impl Default for Stats {
@@ -61,7 +62,16 @@ impl Default for Stats {
             attempts: 0,
             bytes: 0,
             latency: Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds"),
+            walks_cut: 0,
         }
+    }
+}
+
+impl Summary {
+    /// Whether the run left something undone that the output shows: a failed record, or a walk cut
+    /// by `--max-pages` (exit code 1 rather than 0).
+    pub fn incomplete(&self) -> bool {
+        self.failed > 0 || self.walks_cut > 0
     }
 }
 
@@ -83,6 +93,11 @@ impl Stats {
         if record.attempts > 0 {
             self.latency.saturating_record((record.elapsed_ms * 1000.0).round().max(1.0) as u64);
         }
+    }
+
+    /// Counts a paginated walk that `--max-pages` ended with pages left.
+    pub fn walk_cut(&mut self) {
+        self.walks_cut += 1;
     }
 
     /// Records counted so far.
@@ -107,6 +122,8 @@ impl Stats {
             statuses: self.by_status.iter().map(|(s, n)| (s.to_string(), *n)).collect(),
             retries: self.attempts.saturating_sub(self.latency.len()),
             bytes: self.bytes,
+            walks_cut: self.walks_cut,
+            cancelled: 0,
             elapsed_s: secs,
             requests_per_s: if secs > 0.0 { self.total as f64 / secs } else { 0.0 },
             latency_ms: (!self.latency.is_empty()).then(|| Latency {
@@ -137,6 +154,12 @@ pub struct Summary {
     pub retries: u64,
     /// Body bytes received, decoded.
     pub bytes: u64,
+    /// Paginated walks that `--max-pages` ended with pages left: the output lacks their rest,
+    /// which a resume with a larger `--max-pages` fetches. Like a failure, it makes the exit code 1.
+    pub walks_cut: u64,
+    /// Requests a stop (SIGINT, SIGTERM) cancelled before they ended: they have no record, and a
+    /// resume fetches them. Set by the run, which knows what it handed to the engine.
+    pub cancelled: u64,
     /// Wall time of the run, in seconds.
     pub elapsed_s: f64,
     /// Records per second of wall time.
@@ -164,22 +187,39 @@ impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "{} requests in {:.2}s ({:.0}/s): {} ok, {} failed, {} retries, {} received",
-            self.total,
+            "{} in {:.2}s ({:.0}/s): {} ok, {} failed, {}, {} received",
+            plural(self.total, "request", "requests"),
             self.elapsed_s,
             self.requests_per_s,
             self.ok,
             self.failed,
-            self.retries,
+            plural(self.retries, "retry", "retries"),
             human_bytes(self.bytes)
         )?;
+        if self.cancelled > 0 {
+            let (requests, them) = match self.cancelled {
+                1 => ("1 request was stopped before it ended".to_owned(), "it"),
+                n => (format!("{n} requests were stopped before they ended"), "them"),
+            };
+            writeln!(f, "  cancelled: {requests}, without a record; --resume fetches {them}")?;
+        }
         if !self.failures.is_empty() {
-            let parts: Vec<String> = self.failures.iter().map(|(k, n)| format!("{k} {n}")).collect();
+            // Count first, then what: "http_status 502" read as a status code.
+            let parts: Vec<String> = self.failures.iter().map(|(k, n)| format!("{n} × {k}")).collect();
             writeln!(f, "  failures: {}", parts.join(", "))?;
         }
+        if self.walks_cut > 0 {
+            writeln!(
+                f,
+                "  cut: {} stopped at --max-pages with pages left; --resume with a larger --max-pages \
+                 goes on from there",
+                plural(self.walks_cut, "paginated walk", "paginated walks")
+            )?;
+        }
         if !self.statuses.is_empty() {
-            let parts: Vec<String> = self.statuses.iter().map(|(s, n)| format!("{s}×{n}")).collect();
-            writeln!(f, "  statuses: {}", parts.join(" "))?;
+            // As failures: the count, then the status.
+            let parts: Vec<String> = self.statuses.iter().map(|(s, n)| format!("{n} × {s}")).collect();
+            writeln!(f, "  statuses: {}", parts.join(", "))?;
         }
         if let Some(l) = &self.latency_ms {
             writeln!(
@@ -192,6 +232,11 @@ impl fmt::Display for Summary {
     }
 }
 
+/// `1 request`, `2 requests`: a count and its noun, which agree.
+pub fn plural(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 /// `1.5 MiB`-style sizes.
 pub fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -202,4 +247,44 @@ pub fn human_bytes(n: u64) -> String {
         unit += 1;
     }
     if unit == 0 { format!("{n} B") } else { format!("{value:.1} {}", UNITS[unit]) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(total: u64, retries: u64, walks_cut: u64) -> Summary {
+        let mut stats = Stats::default();
+        for _ in 0..walks_cut {
+            stats.walk_cut();
+        }
+        Summary { total, ok: total, retries, ..stats.summary(Duration::from_secs(1)) }
+    }
+
+    #[test]
+    fn counts_of_one_read_in_the_singular() {
+        let one = summary(1, 1, 1).to_string();
+        assert!(one.starts_with("1 request in 1.00s (0/s): 1 ok, 0 failed, 1 retry, 0 B received"), "{one}");
+        assert!(one.contains("cut: 1 paginated walk stopped"), "{one}");
+        let two = summary(2, 2, 2).to_string();
+        assert!(two.starts_with("2 requests in") && two.contains(", 2 retries,"), "{two}");
+        assert!(two.contains("cut: 2 paginated walks stopped"), "{two}");
+        assert!(!two.contains("cancelled"), "nothing was stopped");
+    }
+
+    #[test]
+    fn failures_and_statuses_read_as_a_count_times_what() {
+        let mut summary = summary(600, 0, 0);
+        summary.failures = [("http_status".to_owned(), 502), ("timeout".to_owned(), 3)].into();
+        summary.statuses = [("200".to_owned(), 95), ("503".to_owned(), 502)].into();
+        let text = summary.to_string();
+        assert!(text.contains("\n  failures: 502 × http_status, 3 × timeout\n"), "{text}");
+        assert!(text.contains("\n  statuses: 95 × 200, 502 × 503\n"), "{text}");
+    }
+
+    #[test]
+    fn a_stopped_run_says_how_many_it_cancelled() {
+        let stopped = Summary { cancelled: 1, ..summary(0, 0, 0) }.to_string();
+        assert!(stopped.contains("cancelled: 1 request was stopped before it ended"), "{stopped}");
+    }
 }

@@ -253,6 +253,27 @@ fn an_existing_output_is_not_appended_to_unless_told() {
 }
 
 #[test]
+fn an_output_that_holds_something_else_than_records_is_refused_for_what_it_holds() {
+    let s = server();
+    let dir = tempfile::tempdir().unwrap();
+    let urls = dir.path().join("urls.txt");
+    let text = format!("{}\n", s.url("/json"));
+    std::fs::write(&urls, &text).unwrap();
+    // -o urls.txt where the input was meant.
+    let run =
+        outofsync().args(["fetch", "-q", "-o"]).arg(&urls).arg(s.url("/json?id=[1-3]")).output().unwrap();
+    assert_eq!(run.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(err.contains("does not hold records of outofsync: its first line is \"http://"), "{err}");
+    assert!(!err.contains("already holds records"), "{err}");
+    assert_eq!(std::fs::read_to_string(&urls).unwrap(), text, "untouched");
+
+    std::fs::write(&urls, b"\x89PNG\r\n\x1a\n\0\0").unwrap();
+    let run = outofsync().args(["fetch", "-q", "-o"]).arg(&urls).arg(s.url("/json")).output().unwrap();
+    assert!(String::from_utf8_lossy(&run.stderr).contains("it starts with binary data"));
+}
+
+#[test]
 fn a_closed_stdout_pipe_is_not_an_error() {
     let s = server();
     let (mut child, first) = spawn_first_line(&["fetch", "-q", "-c", "4", &s.url("/json?id=[1-100000]")]);
@@ -414,6 +435,7 @@ fn demo_keeps_its_promise() {
     assert!(run.status.success(), "{stderr}");
     assert!(stderr.contains("exactly one record per request"), "{stderr}");
     assert!(stderr.contains("outofsync lab --quick"), "the demo ends by pointing at the lab: {stderr}");
+    assert!(stderr.contains("cargo install --path ."), "and says where the command comes from: {stderr}");
     let records = records_in(&dir.path().join("records.jsonl"));
     assert_eq!(records.len(), 10_000);
     let ok = records.iter().filter(|r| r["ok"] == true).count();
@@ -514,4 +536,145 @@ fn threads_sets_the_event_loop_threads_and_one_is_the_default() {
     let refused = outofsync().args(["fetch", "--threads", "0", "http://127.0.0.1:9/"]).output().unwrap();
     assert_eq!(refused.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("--threads"));
+}
+
+#[test]
+fn silent_as_in_curl_prints_neither_progress_nor_summary() {
+    let s = server();
+    for flag in ["-s", "--silent", "-q"] {
+        let run = outofsync().args(["fetch", flag, &s.url("/json")]).output().unwrap();
+        assert_eq!(run.status.code(), Some(0), "{flag}: {}", String::from_utf8_lossy(&run.stderr));
+        assert!(run.stderr.is_empty(), "{flag}: {}", String::from_utf8_lossy(&run.stderr));
+        assert_eq!(records(&run.stdout).len(), 1, "{flag}");
+    }
+    let help = outofsync().args(["fetch", "--help"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&help.stdout).contains("-s/--silent"));
+}
+
+#[test]
+fn a_dash_means_stdout_for_the_records_and_for_the_summary() {
+    let s = server();
+    let dir = tempfile::tempdir().unwrap();
+    for output in ["-", "/dev/stdout"] {
+        let mut fetch = outofsync();
+        fetch.current_dir(dir.path()).args(["fetch", "-q", "-o", output, &s.url("/json")]);
+        let run = fetch.output().unwrap();
+        assert_eq!(run.status.code(), Some(0), "{output}: {}", String::from_utf8_lossy(&run.stderr));
+        assert_eq!(records(&run.stdout).len(), 1, "{output}");
+    }
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "no file named - (or a manifest)");
+
+    let out = dir.path().join("out.jsonl");
+    let mut fetch = outofsync();
+    fetch.args(["fetch", "-q", "--summary-json", "-", "-o"]).arg(&out).arg(s.url("/json"));
+    let run = fetch.output().unwrap();
+    assert_eq!(run.status.code(), Some(0));
+    let summary: Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(summary["total"], 1, "{summary}");
+    assert_eq!(records_in(&out).len(), 1);
+
+    let mixed = outofsync().args(["fetch", "--summary-json", "-", &s.url("/json")]).output().unwrap();
+    assert_eq!(mixed.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&mixed.stderr).contains("would mix the summary into the records"));
+}
+
+#[test]
+fn a_summary_json_path_that_cannot_be_written_is_refused_before_any_request() {
+    let s = server();
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no/such/dir/summary.json");
+    let cases = [(missing.as_path(), "does not exist"), (dir.path(), "is a directory")];
+    for (path, why) in cases {
+        let mut fetch = outofsync();
+        fetch.args(["fetch", "-q", "--summary-json"]).arg(path).arg(s.url("/json?id=[1-5]"));
+        let run = fetch.output().unwrap();
+        assert_eq!(run.status.code(), Some(2), "{}", path.display());
+        let err = String::from_utf8_lossy(&run.stderr);
+        assert!(err.contains("--summary-json") && err.contains(why), "{err}");
+    }
+    assert_eq!(get_json(&s.url("/stats")).1["by_path"]["/json"], Value::Null, "nothing was fetched");
+}
+
+/// A pseudo-terminal: the controller's end, and the path of the terminal end.
+fn pty() -> (std::fs::File, std::path::PathBuf) {
+    use std::os::fd::FromRawFd;
+    // SAFETY: plain calls on a descriptor this function owns; ptsname_r writes within `name`.
+    unsafe {
+        let fd = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY);
+        assert!(fd >= 0 && libc::grantpt(fd) == 0 && libc::unlockpt(fd) == 0, "a pseudo-terminal");
+        let mut name = [0 as libc::c_char; 128];
+        assert_eq!(libc::ptsname_r(fd, name.as_mut_ptr(), name.len()), 0);
+        let path = std::ffi::CStr::from_ptr(name.as_ptr()).to_str().unwrap().to_owned();
+        (std::fs::File::from_raw_fd(fd), path.into())
+    }
+}
+
+#[test]
+fn with_stdin_a_terminal_fetch_says_it_reads_requests_from_it() {
+    let s = server();
+    let (mut controller, terminal) = pty();
+    let stdin = std::fs::File::options().read(true).write(true).open(&terminal).unwrap();
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin("outofsync"))
+        .args(["fetch", "-q"])
+        .env_clear()
+        .stdin(stdin)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A line, then end-of-file as a terminal gives it: Ctrl-D at the start of a line. Typed
+    // ahead, so that a fetch that says nothing still ends (and the test fails instead of hanging).
+    controller.write_all(format!("{}\n\x04", s.url("/json?id=7")).as_bytes()).unwrap();
+    let (mut said, mut stderr) = (String::new(), BufReader::new(child.stderr.take().unwrap()));
+    stderr.read_line(&mut said).unwrap();
+    assert!(said.contains("reading requests from stdin (the terminal)") && said.contains("Ctrl-D"), "{said}");
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(records(&out.stdout)[0]["json"]["id"], 7);
+    drop(stderr);
+
+    let piped = outofsync().args(["fetch", "-q"]).write_stdin(s.url("/json")).output().unwrap();
+    assert!(piped.stderr.is_empty(), "not a terminal: nothing to say");
+}
+
+#[test]
+fn a_url_without_its_scheme_is_named_as_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.jsonl");
+    for output in [&[][..], &["-o".as_ref(), out.as_os_str()]] {
+        let run = outofsync().args(["fetch", "-q"]).args(output).arg("api.example.com/users/[1-3]").output();
+        let run = run.unwrap();
+        assert_eq!(run.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&run.stderr);
+        assert!(err.contains("cannot open api.example.com/users/[1-3]: No such file"), "{err}");
+        assert!(err.contains("looks like a URL without its scheme"), "{err}");
+        assert!(err.contains("write https://api.example.com/users/[1-3]"), "{err}");
+    }
+    let line = outofsync().args(["fetch", "-q", "-"]).write_stdin("127.0.0.1:9/json\n").output().unwrap();
+    let record = &records(&line.stdout)[0];
+    assert_eq!(record["error"]["kind"], "invalid_request");
+    let message = record["error"]["message"].as_str().unwrap();
+    assert!(message.contains("without its scheme? write it https://127.0.0.1:9/json"), "{message}");
+    let missing = outofsync().args(["fetch", "-q", "urls.txt"]).output().unwrap();
+    assert!(!String::from_utf8_lossy(&missing.stderr).contains("scheme"), "a file name is not a URL");
+}
+
+#[test]
+fn an_unterminated_glob_is_an_invalid_request_naming_the_line_and_globoff() {
+    let s = server();
+    let input = format!("{}\n{}\n", s.url("/json?id=[1-2]"), s.url("/anything?id=[1-"));
+    let run = outofsync().args(["fetch", "-q", "-"]).write_stdin(input.clone()).output().unwrap();
+    assert_eq!(run.status.code(), Some(1));
+    let records = records(&run.stdout);
+    assert_eq!(records.len(), 3, "two from the glob, one for the broken line");
+    let broken = by_i(&records, 2);
+    assert_eq!(broken["error"]["kind"], "invalid_request", "{broken}");
+    assert_eq!(broken["attempts"], 0, "nothing sent");
+    let message = broken["error"]["message"].as_str().unwrap();
+    assert!(message.starts_with("line 2: unterminated glob: the '['"), "{message}");
+    assert!(message.contains("-g/--globoff"), "{message}");
+
+    let literal = outofsync().args(["fetch", "-q", "-g", "-"]).write_stdin(input).output().unwrap();
+    let records = crate::support::records(&literal.stdout);
+    assert_eq!(by_i(&records, 1)["json"]["args"]["id"], "[1-", "-g sends it as it is");
 }

@@ -9,6 +9,7 @@ mod hostile;
 mod lab;
 mod library;
 mod ordered;
+mod package;
 mod pipelines;
 mod real_servers;
 mod resilience;

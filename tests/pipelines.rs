@@ -153,12 +153,12 @@ fn a_next_link_cycle_ends_the_walk_with_an_error_record() {
 }
 
 #[test]
-fn max_pages_bounds_a_walk() {
+fn max_pages_bounds_a_walk_and_the_cut_shows_in_the_summary_and_the_exit_code() {
     let s = server();
     let run = outofsync()
         .args([
             "fetch",
-            "-q",
+            "--no-progress",
             "--paginate",
             "link",
             "--max-pages",
@@ -167,8 +167,53 @@ fn max_pages_bounds_a_walk() {
         ])
         .output()
         .unwrap();
-    assert!(run.status.success());
+    assert_eq!(run.status.code(), Some(1), "a walk with pages left is not a success");
     assert_eq!(records(&run.stdout).len(), 3);
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        err.contains("0 failed") && err.contains("cut: 1 paginated walk stopped at --max-pages"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_resume_with_a_larger_max_pages_goes_on_from_the_page_where_a_walk_was_cut() {
+    let s = server();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.jsonl");
+    let summary = dir.path().join("summary.json");
+    // 103 items, 10 a page: 11 pages; and a walk of one page, which no limit here cuts.
+    let (long, short) = (s.url("/items?total=103&per_page=10"), s.url("/items?total=5&per_page=10"));
+    let fetch = |max_pages: &str, resume: bool| {
+        let mut run = outofsync();
+        run.args([
+            "fetch",
+            "-q",
+            "--paginate",
+            "link",
+            "--jq",
+            ".items | map(.id)",
+            "--max-pages",
+            max_pages,
+        ])
+        .arg("--summary-json")
+        .arg(&summary)
+        .arg("-o")
+        .arg(&out)
+        .args(resume.then_some("--resume"))
+        .args([&long, &short]);
+        let code = run.output().unwrap().status.code();
+        let summary: Value = serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
+        (code, summary["walks_cut"].clone(), summary["total"].clone())
+    };
+    assert_eq!(fetch("4", false), (Some(1), json!(1), json!(5)), "4 pages and 1");
+    assert_eq!(fetch("4", true), (Some(1), json!(1), json!(0)), "still cut, nothing to fetch");
+    assert_eq!(fetch("8", true), (Some(1), json!(1), json!(4)), "pages 4 to 7, and cut again");
+    assert_eq!(fetch("100", true), (Some(0), json!(0), json!(3)), "the last three pages");
+    let records = records_in(&out);
+    assert_eq!(page_keys(&records), (0..11).map(|p| (0, p)).chain([(1, 0)]).collect::<Vec<_>>());
+    let ids: Vec<u64> = records.iter().filter(|r| r["i"] == 0).flat_map(item_ids).collect();
+    assert_eq!(ids.iter().collect::<HashSet<_>>().len(), 103, "every item once");
 }
 
 #[test]
@@ -200,6 +245,19 @@ fn a_filter_that_does_not_compile_is_a_usage_error_with_the_position() {
     assert_eq!(run.status.code(), Some(2));
     let run = outofsync().args(["fetch", "--input-format", "csv", "-"]).output().unwrap();
     assert_eq!(run.status.code(), Some(2), "csv rows need a template");
+}
+
+#[test]
+fn a_page_param_with_link_pagination_is_a_usage_error() {
+    let s = server();
+    let run = outofsync()
+        .args(["fetch", "--paginate", "link", "--page-param", "cursor", &s.url("/items?total=30")])
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(err.contains("--page-param cursor") && err.contains("--paginate link"), "{err}");
+    assert!(run.stdout.is_empty(), "nothing fetched");
 }
 
 /// `(i, page)` of every record, sorted; panics on a key seen twice.
@@ -272,4 +330,50 @@ fn ordered_output_keeps_every_walk_together_in_page_order() {
     sorted.sort_unstable();
     assert_eq!(keys, sorted, "input order, and page order within an input");
     assert_eq!(keys.len(), (0..8).map(|n: usize| (5 + n * 7).div_ceil(5)).sum::<usize>());
+}
+
+#[test]
+fn csv_rows_with_crlf_line_endings_name_their_own_line() {
+    let s = server();
+    // As Excel saves it: CRLF after every row, a blank row, and a row that lacks a field.
+    let csv = "id,name\r\n1,ann\r\n2,bob\r\n\r\n3\r\n4,dee\r\n";
+    let run = outofsync()
+        .args(["fetch", "-q", "--input-format", "csv", "--url-template", &s.url("/anything/{id}"), "-"])
+        .write_stdin(csv)
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(1));
+    let records = records(&run.stdout);
+    let lines: Vec<(u64, u64)> = (0..4).map(|i| (i, by_i(&records, i)["line"].as_u64().unwrap())).collect();
+    assert_eq!(lines, [(0, 2), (1, 3), (2, 5), (3, 6)]);
+    let short = by_i(&records, 2);
+    assert_eq!(short["error"]["kind"], "invalid_request");
+    assert!(
+        short["error"]["message"].as_str().unwrap().starts_with("line 5: row has 1 field, the header row 2"),
+        "{short}"
+    );
+}
+
+#[test]
+fn a_filter_with_other_than_one_output_fails_its_record_and_says_to_wrap_it() {
+    let s = server();
+    // Two items on the first page, one on the second.
+    let pages = [s.url("/items?total=3&per_page=2&page=1"), s.url("/items?total=3&per_page=2&page=2")];
+    let run = outofsync().args(["fetch", "-q", "--ordered", "--jq", ".items[].id"]).args(&pages).output();
+    let first = records(&run.unwrap().stdout);
+    let two = by_i(&first, 0);
+    assert_eq!(two["error"]["kind"], "decode", "{two}");
+    let message = two["error"]["message"].as_str().unwrap();
+    assert!(message.contains("the filter gave 2 outputs: wrap it in [ … ]"), "{message}");
+    assert!(by_i(&first, 1)["json"].is_u64(), "one output is the value");
+
+    let run = outofsync().args(["fetch", "-q", "--jq", "[.items[].id]"]).args(&pages).output().unwrap();
+    assert_eq!(run.status.code(), Some(0));
+    let wrapped = records(&run.stdout);
+    let sizes: Vec<usize> = (0..2).map(|i| by_i(&wrapped, i)["json"].as_array().unwrap().len()).collect();
+    assert_eq!(sizes, [2, 1], "an array on every page, whatever its length");
+
+    let run = outofsync().args(["fetch", "-q", "--jq", ".items[] | select(.id > 99)", &pages[0]]).output();
+    let none = &records(&run.unwrap().stdout)[0];
+    assert!(none["error"]["message"].as_str().unwrap().contains("gave 0 outputs"), "{none}");
 }

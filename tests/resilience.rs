@@ -221,3 +221,52 @@ fn help_shows_every_resilience_default() {
         );
     }
 }
+
+#[test]
+fn basic_auth_is_sent_and_its_password_stays_out_of_records_logs_and_the_manifest() {
+    let s = server();
+    // "alice:pw-0f-alice" in base64, as the server sees it.
+    let basic = "Basic YWxpY2U6cHctMGYtYWxpY2U=";
+    let echo = outofsync().args(["fetch", "-q", "-u", "alice:pw-0f-alice", &s.url("/anything")]).output();
+    let echo = records(&echo.unwrap().stdout);
+    assert_eq!(echo[0]["json"]["headers"]["authorization"], basic, "{}", echo[0]);
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.jsonl");
+    let run = outofsync()
+        .args(["fetch", "-vvv", "-u", "alice:pw-0f-alice", "-o"])
+        .arg(&out)
+        .arg(s.url("/json?id=[1-3]"))
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(0));
+    let manifest = std::fs::read_to_string(dir.path().join("out.jsonl.manifest.json")).unwrap();
+    let written =
+        [std::fs::read_to_string(&out).unwrap(), String::from_utf8_lossy(&run.stderr).into(), manifest];
+    for text in written {
+        assert!(!text.contains("pw-0f-alice") && !text.contains("YWxpY2U6cHctMGYtYWxpY2U"), "{text}");
+    }
+
+    let run = outofsync().args(["fetch", "-u", "alice", &s.url("/json")]).output().unwrap();
+    assert_eq!(run.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&run.stderr).contains("give USER:PASSWORD"));
+}
+
+#[test]
+fn a_summary_of_one_request_and_one_retry_speaks_in_the_singular() {
+    let s = server();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.jsonl");
+    let fetch = || {
+        let mut run = outofsync();
+        run.args(["fetch", "--no-progress", "--resume", "--retries", "1", "--backoff", "1ms", "-o"])
+            .arg(&out)
+            .arg(s.url("/flaky/1?key=singular"));
+        String::from_utf8(run.output().unwrap().stderr).unwrap()
+    };
+    let first = fetch();
+    assert!(first.starts_with("1 request in ") && first.contains(": 1 ok, 0 failed, 1 retry, "), "{first}");
+    let again = fetch();
+    assert!(again.contains("resuming: 1 record kept; fetching the rest"), "{again}");
+    assert!(again.contains("0 requests in "), "{again}");
+}

@@ -205,14 +205,17 @@ fn a_changed_input_or_changed_options_are_refused_and_the_output_is_untouched() 
     let err = resume(&[&s.url("/json?id=[0-49]")]);
     assert!(err.contains("the input is http"), "{err}");
 
-    let mut text = std::fs::read_to_string(&input).unwrap();
-    text.push_str(&s.url("/json?id=50"));
-    std::fs::write(&input, &text).unwrap();
+    let original = std::fs::read_to_string(&input).unwrap();
+    // A line removed: every input after it would move up an index.
+    std::fs::write(&input, original.split_once('\n').unwrap().1).unwrap();
     let err = resume(&[&input]);
     assert!(err.contains("changed: its size is"), "{err}");
+    assert!(err.contains("--assume-same-input resumes anyway"), "{err}");
+    assert!(err.contains("--overwrite would start over, losing every record"), "{err}");
+    let text = original + &s.url("/json?id=50");
 
     let err = resume(&["-"]);
-    assert!(err.contains("the input is stdin"), "{err}");
+    assert!(err.contains("the input is stdin") && err.contains("--assume-same-input"), "{err}");
     // The user's word is taken for stdin, and indexes stay those of the first run.
     let run = outofsync()
         .args(["fetch", "-q", "--resume", "--assume-same-input", "-o"])
@@ -339,4 +342,99 @@ fn at_most_once_never_sends_a_post_twice_across_a_kill() {
 /// The whole records in `out` so far (none if it does not exist yet).
 fn records_in_so_far(out: &Path) -> usize {
     if out.exists() { whole_records(out).0.len() } else { 0 }
+}
+
+#[test]
+fn dev_null_and_a_fifo_take_every_record_unsynced_and_refuse_a_resume() {
+    let s = server();
+    let dir = tempfile::tempdir().unwrap();
+    // Over 1,000 records: the default --fsync interval syncs after the 1,000th, and a sync of a
+    // device or a pipe fails (EINVAL).
+    let input = input(dir.path(), 2_500, |i| s.url(&format!("/json?id={i}")));
+    for extra in [&[][..], &["--fsync", "always"], &["--overwrite"]] {
+        let run = outofsync().args(["fetch", "-c", "32", "-o", "/dev/null"]).args(extra).arg(&input).output();
+        let run = run.unwrap();
+        let err = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(0), "{extra:?}: {err}");
+        assert!(err.contains("2500 requests in"), "{extra:?}: {err}");
+    }
+
+    let fifo = dir.path().join("records.fifo");
+    let path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo reads a NUL-terminated path and nothing else.
+    assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0, "mkfifo");
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read_to_string(fifo).unwrap())
+    };
+    let run = outofsync().args(["fetch", "-q", "-c", "32", "-o"]).arg(&fifo).arg(&input).output().unwrap();
+    assert_eq!(run.status.code(), Some(0), "{}", String::from_utf8_lossy(&run.stderr));
+    let read = reader.join().unwrap();
+    assert_eq!(read.lines().count(), 2_500, "the pipe's reader got every record");
+    assert!(!dir.path().join("records.fifo.manifest.json").exists(), "no manifest beside a pipe");
+
+    for output in ["/dev/null", fifo.to_str().unwrap()] {
+        let run = outofsync().args(["fetch", "-q", "--resume", "-o", output, &input]).output().unwrap();
+        assert_eq!(run.status.code(), Some(2), "{output}");
+        let err = String::from_utf8_lossy(&run.stderr);
+        assert!(err.contains(&format!("cannot resume {output}: it is not a regular file")), "{err}");
+        assert!(err.contains("--resume needs -o FILE"), "{err}");
+    }
+}
+
+#[test]
+fn an_input_touched_copied_or_grown_by_lines_at_its_end_resumes_without_being_asked() {
+    let s = server();
+    let dir = tempfile::tempdir().unwrap();
+    let input = input(dir.path(), 30, |i| s.url(&format!("/json?id={i}")));
+    let out = dir.path().join("out.jsonl");
+    let resume = |input: &Path| {
+        let run = outofsync().args(["fetch", "--resume", "-o"]).arg(&out).arg(input).output().unwrap();
+        let err = String::from_utf8_lossy(&run.stderr).into_owned();
+        assert_eq!(run.status.code(), Some(0), "{err}");
+        err
+    };
+    outofsync().args(["fetch", "-q", "-o"]).arg(&out).arg(&input).assert().code(0);
+
+    // touch: the same bytes under a new time.
+    let file = std::fs::File::options().write(true).open(&input).unwrap();
+    file.set_modified(std::time::SystemTime::now() + Duration::from_secs(3600)).unwrap();
+    assert!(resume(Path::new(&input)).contains("resuming: 30 records kept"));
+    // cp (or git checkout): the same bytes in another file.
+    let copy = dir.path().join("copy.txt");
+    std::fs::copy(&input, &copy).unwrap();
+    assert!(resume(&copy).contains("resuming: 30 records kept"));
+    // Lines added at the end: the first 30 keep their indexes, the new ones are fetched.
+    let more: String = (30..45).map(|i| s.url(&format!("/json?id={i}")) + "\n").collect();
+    std::fs::write(&copy, std::fs::read_to_string(&input).unwrap() + &more).unwrap();
+    assert!(resume(&copy).contains("15 requests in"));
+    assert_exactly_once(&out, 45);
+    for record in records_in(&out) {
+        assert_eq!(record["json"]["id"], record["i"], "each input under its own index");
+    }
+}
+
+#[test]
+fn the_summary_after_a_signal_counts_the_requests_it_cancelled() {
+    let s = server();
+    let dir = tempfile::tempdir().unwrap();
+    // Ten quick ones that finish, twenty slow ones that the grace period cuts.
+    let input = input(dir.path(), 30, |i| s.url(if i < 10 { "/json" } else { "/delay/5000" }));
+    let (out, summary) = (dir.path().join("out.jsonl"), dir.path().join("summary.json"));
+    let (out_arg, summary_arg) = (out.to_str().unwrap(), summary.to_str().unwrap());
+    let args = ["fetch", "--no-progress", "-c", "30", "--grace", "200ms", "--summary-json", summary_arg];
+    let child = spawn(&[&args[..], &["-o", out_arg, &input]].concat());
+    let started = Instant::now();
+    while records_in_so_far(&out) < 10 {
+        assert!(started.elapsed() < Duration::from_secs(20), "the quick ones are recorded");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    signal(&child, libc::SIGINT);
+    let (code, err) = finish(child, Duration::from_secs(30));
+    assert_eq!(code, Some(130), "{err}");
+    assert!(err.contains("10 requests in"), "{err}");
+    assert!(err.contains("cancelled: 20 requests were stopped before they ended, without a record"), "{err}");
+    let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
+    assert_eq!((&summary["total"], &summary["cancelled"]), (&10.into(), &20.into()), "{summary}");
 }

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::{ServerConfig, get, get_json, http, server};
+use crate::support::{ServerConfig, get, get_json, http, outofsync, server};
 
 #[test]
 fn json_is_small_echoes_its_id_and_pads_to_a_size() {
@@ -339,4 +339,13 @@ fn serve_prints_its_address_serves_and_stops_cleanly_on_sigterm() {
     // Nothing listens any more.
     assert!(std::net::TcpStream::connect(base.trim_start_matches("http://")).is_err());
     let _ = std::io::stdout().flush();
+}
+
+#[test]
+fn serve_help_keeps_each_path_placeholder_on_its_line() {
+    let help = outofsync().args(["serve", "--help"]).output().unwrap();
+    let help = String::from_utf8(help.stdout).unwrap();
+    assert!(help.contains("Seed of /flaky?p= and /bytes/{count}, so that runs repeat"), "{help}");
+    assert!(help.lines().any(|l| l.contains("/redirect/{count}") && l.contains("redirects, then /json")));
+    assert!(help.lines().any(|l| l.contains("/bytes/{count}") && l.contains("pseudo-random bytes")));
 }

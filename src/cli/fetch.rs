@@ -9,8 +9,10 @@ use outofsync::output::Fsync;
 
 /// Fetch many requests concurrently; every request ends as exactly one JSON record.
 ///
-/// INPUT is a file of requests (one per line), `-` for stdin, or a URL. With no INPUT, requests
-/// are read from stdin. A line is a URL (curl-style globs expand: [1-100], [001-100], [a-z],
+/// INPUT is a file of requests (one per line), `-` for stdin, or a URL with its scheme (an
+/// argument without `://` is a file name; a missing one that looks like a host and a path is
+/// said to be a URL without its scheme). With no INPUT, requests
+/// are read from stdin (from a terminal, it says so: type them, then Ctrl-D). A line is a URL (curl-style globs expand: [1-100], [001-100], [a-z],
 /// {a,b,c}) or a JSON object {"url":…,"method":…,"headers":{…},"body":"…","json":…,"id":…};
 /// other fields of the object are carried into the record under "meta". Blank lines and lines
 /// starting with # are skipped. A line that cannot become a request becomes an invalid_request
@@ -56,7 +58,13 @@ pub struct FetchArgs {
     /// User-Agent header.
     #[arg(short = 'A', long, value_name = "NAME", help_heading = "Requests")]
     pub user_agent: Option<String>,
-    /// Do not expand globs in URLs.
+    /// Basic authentication, as curl's: an Authorization header for every request (dropped when a
+    /// redirect leaves the host; -H Authorization: … replaces it). The password stays out of
+    /// records, logs and the manifest (which keeps a digest); other users of this machine may see
+    /// it in the process list, as with curl.
+    #[arg(short = 'u', long, value_name = "USER:PASSWORD", help_heading = "Requests")]
+    pub user: Option<String>,
+    /// Do not expand globs in URLs (without it, a [ or { never closed is an invalid_request).
     #[arg(short = 'g', long, help_heading = "Requests")]
     pub globoff: bool,
 
@@ -134,12 +142,15 @@ pub struct FetchArgs {
     #[arg(long, value_name = "TEMPLATE", requires = "url_template", conflicts_with_all = ["data", "json"], help_heading = "Pipelines")]
     pub json_template: Option<String>,
     /// How the input is written: lines (URLs and JSON request objects), jsonl (data rows, one
-    /// JSON object per line) or csv (data rows under a header row) [default: lines, or jsonl
+    /// JSON object per line) or csv (data rows under a header row; LF or CRLF line endings; a
+    /// record's "line" is the line its row starts on) [default: lines, or jsonl
     /// with --url-template].
     #[arg(long, value_name = "FORMAT", value_enum, help_heading = "Pipelines")]
     pub input_format: Option<InputFormat>,
-    /// A jq program applied to each successful JSON response; its output replaces "json"
-    /// (several outputs become an array). It failing on one response fails that record (decode).
+    /// A jq program applied to each successful JSON response; its one output replaces "json".
+    /// Several outputs, or none, fail the record (decode) instead of changing its shape: wrap the
+    /// program in [ … ] for an array, e.g. --jq '[.items[].id]' (not .items[].id). It failing on
+    /// one response fails that record (decode).
     #[arg(long, value_name = "FILTER", help_heading = "Pipelines")]
     pub jq: Option<String>,
     /// Walk paginated collections, each page its own record ("page" from 0, "next" when there is
@@ -148,15 +159,18 @@ pub struct FetchArgs {
     #[arg(long, value_name = "HOW", help_heading = "Pipelines")]
     pub paginate: Option<String>,
     /// With --paginate json:PATH, the value found is a cursor or page number: set it as this query
-    /// parameter of the first page's URL.
+    /// parameter of the first page's URL (with --paginate link, a usage error).
     #[arg(long, value_name = "NAME", requires = "paginate", help_heading = "Pipelines")]
     pub page_param: Option<String>,
-    /// The most pages walked per input.
+    /// The most pages walked per input. A walk it ends with pages left is counted in the summary
+    /// and makes the exit code 1; --resume with a larger --max-pages goes on from there.
     #[arg(long, value_name = "N", default_value_t = 1000, help_heading = "Pipelines")]
     pub max_pages: u32,
 
-    /// Where the records go [default: stdout]. A file that already holds records is refused
-    /// unless --resume or --overwrite; FILE.manifest.json beside it records the input and options.
+    /// Where the records go [default: stdout, as with - or /dev/stdout]. A file that already holds
+    /// records is refused unless --resume or --overwrite, one that holds anything else unless
+    /// --overwrite; FILE.manifest.json beside it records the input and options. /dev/null, a FIFO or another device is just written to: no manifest, no
+    /// sync, no --resume.
     #[arg(short = 'o', long, value_name = "FILE", help_heading = "Output")]
     pub output: Option<PathBuf>,
     /// Start over when the output file already holds records (they are lost).
@@ -180,26 +194,29 @@ pub struct FetchArgs {
     pub window: Option<u64>,
     /// When the output file is synced to disk: interval (every second or 1,000 records, and at the
     /// end), always (after every write), never (left to the operating system). A failed write or
-    /// sync ends the run with exit code 2; a sync is never retried.
+    /// sync ends the run with exit code 2; a sync is never retried. Only regular files are synced.
     #[arg(long, value_name = "WHEN", default_value = "interval", value_enum, help_heading = "Output")]
     pub fsync: Fsync,
     /// Statuses counted as success, e.g. 200-299,404.
     #[arg(long, value_name = "LIST", default_value = "200-299", help_heading = "Output")]
     pub ok_status: StatusRanges,
-    /// Also write the end-of-run summary to FILE as JSON.
+    /// Also write the end-of-run summary to FILE as JSON (- for stdout, with -o FILE). The path
+    /// is checked before anything is fetched.
     #[arg(long, value_name = "FILE", help_heading = "Output")]
     pub summary_json: Option<PathBuf>,
-    /// No progress bar (it is drawn only when stderr is a terminal anyway).
+    /// No progress bar (done and total, whole records per second, ETA; it is drawn only when
+    /// stderr is a terminal anyway).
     #[arg(long, help_heading = "Output")]
     pub no_progress: bool,
-    /// Neither progress nor summary on stderr.
-    #[arg(short = 'q', long, help_heading = "Output")]
+    /// Neither progress nor summary on stderr (-s/--silent, as in curl, is the same).
+    #[arg(short = 'q', long, visible_short_alias = 's', visible_alias = "silent", help_heading = "Output")]
     pub quiet: bool,
 
     /// Continue an interrupted run into the same --output: keep its records, failed ones too (a
     /// torn last line is cut), and fetch only the inputs that have none. Assumes the same input
     /// in the same order, and refuses a changed input or changed options that shape records
-    /// (checked against FILE.manifest.json). With no records yet, a plain start.
+    /// (checked against FILE.manifest.json). An input with the same content (touched, copied) or
+    /// only lines added at its end is the same. With no records yet, a plain start.
     #[arg(long, requires = "output", help_heading = "Interruptions")]
     pub resume: bool,
     /// With --resume: also fetch again the inputs whose record failed. The output is first
@@ -207,8 +224,10 @@ pub struct FetchArgs {
     /// input still has exactly one record; the new ones are appended at the end.
     #[arg(long, requires = "resume", help_heading = "Interruptions")]
     pub retry_failed: bool,
-    /// With --resume: do not check that the input is the first run's. Needed to resume from
-    /// stdin, which cannot be checked; the input must still be the same, in the same order.
+    /// With --resume: do not check that the input is the first run's, at your own risk. Needed
+    /// to resume from stdin, which cannot be checked, or an input the check refuses that still
+    /// holds the first run's requests in the same order (more may follow); an input that moved
+    /// would be skipped or fetched under another one's index.
     #[arg(long, requires = "resume", help_heading = "Interruptions")]
     pub assume_same_input: bool,
     /// Never send a POST, PATCH or other non-idempotent request twice, even across a crash: each
@@ -218,7 +237,8 @@ pub struct FetchArgs {
     #[arg(long, requires = "output", help_heading = "Interruptions")]
     pub at_most_once: bool,
     /// On SIGINT or SIGTERM: stop reading input, give the requests in flight this long, then
-    /// cancel the rest (they get no record, so --resume fetches them). A second signal quits at once.
+    /// cancel the rest (they get no record, so --resume fetches them; the summary counts them). A
+    /// second signal quits at once.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration, help_heading = "Interruptions")]
     pub grace: Duration,
 }
@@ -237,7 +257,7 @@ pub enum InputFormat {
 pub const EXIT_CODES: &str = "\
 Exit codes:
   0  every request succeeded
-  1  some records failed (they are in the output, with the reason)
+  1  some records failed (they are in the output, with the reason), or --max-pages cut a walk
   2  usage or I/O error: bad flag, unreadable input, unwritable output, a refused --resume
   130, 143  stopped by SIGINT (Ctrl-C) or SIGTERM: every record written is whole; --resume
      fetches the rest

@@ -2,7 +2,9 @@
 //!
 //! House rules (after xh): every flag has a long name; short flags only where curl or oha users expect
 //! them; value names are upper case; every default is visible in `--help`; a struct field is named
-//! after its long flag. Turning these structs into configurations happens in `commands`.
+//! after its long flag; no help text writes `{n}`, which clap renders as a line break (name the
+//! placeholder instead: `/bytes/{count}`). Turning these structs into configurations happens in
+//! `commands`.
 
 mod demo;
 mod fetch;
@@ -43,4 +45,37 @@ pub enum Command {
     LabWorker(LabWorkerArgs),
     /// Run the built-in JSON API server (the offline target of the demo, tests, lab and benchmarks).
     Serve(ServeArgs),
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// Every help text of `command` and of its subcommands, as written (before clap renders it).
+    fn help_texts(command: &clap::Command) -> Vec<String> {
+        let own = [command.get_about(), command.get_long_about(), command.get_after_help()]
+            .into_iter()
+            .chain([command.get_after_long_help(), command.get_before_help()])
+            .flatten()
+            .map(ToString::to_string);
+        let args = command
+            .get_arguments()
+            .flat_map(|arg| [arg.get_help(), arg.get_long_help()])
+            .flatten()
+            .map(ToString::to_string);
+        let mut texts: Vec<String> = own.chain(args).collect();
+        texts.extend(command.get_subcommands().flat_map(help_texts));
+        texts
+    }
+
+    #[test]
+    fn no_help_text_writes_braces_n_which_clap_renders_as_a_line_break() {
+        let texts = help_texts(&Cli::command());
+        assert!(texts.len() > 50, "every command's texts: {}", texts.len());
+        for text in texts {
+            assert!(!text.contains("{n}"), "{text}");
+        }
+    }
 }

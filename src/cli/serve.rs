@@ -18,7 +18,7 @@ pub struct ServeArgs {
     /// Port to listen on; 0 picks a free port.
     #[arg(short = 'p', long, value_name = "N", default_value_t = 8080)]
     pub port: u16,
-    /// Seed of /flaky?p= and /bytes/{n}, so that runs repeat.
+    /// Seed of /flaky?p= and /bytes/{count}, so that runs repeat.
     #[arg(long, value_name = "N", default_value_t = outofsync::server::DEFAULT_SEED)]
     pub seed: u64,
     /// Worker threads (default: one per core).
@@ -29,6 +29,8 @@ pub struct ServeArgs {
     pub grace: Duration,
 }
 
+// Placeholders are named, never `{n}`: clap turns `{n}` into a line break wherever it appears in
+// help text.
 const ENDPOINTS: &str = "\
 Endpoints (JSON bodies unless noted; bad parameters get a 4xx with a JSON error):
   GET  /json[?id=N][&size=BYTES]        a ~300-byte document; id echoed; padded up to 64 MiB
@@ -39,12 +41,12 @@ Endpoints (JSON bodies unless noted; bad parameters get a 4xx with a JSON error)
   GET  /flaky/{k}?key=K                  503 for the first k requests with key K, then 200
   GET  /flaky?p=P                        503 with probability P (seeded)
   GET  /ratelimit?rps=N                  a server-wide token bucket; over it 429 + Retry-After
-  GET  /redirect/{n}                     n redirects, then /json
+  GET  /redirect/{count}                 that many redirects, then /json
   GET  /redirect-to?url=U&status=S       a redirect to any URL
   ANY  /anything                         echoes method, path, query, headers and body
   GET  /gzip /deflate /brotli /zstd      a compressed document
   GET  /bomb?encoding=gzip&size=BYTES    a decompression bomb (size bytes once decoded)
-  GET  /bytes/{n}                        n seeded pseudo-random bytes
+  GET  /bytes/{count}                    that many seeded pseudo-random bytes
   GET  /drip?bytes=N&interval_ms=M       N bytes, one every M ms
   GET  /endless                          a body that never ends
   GET  /stats, POST /stats/reset         requests by path and host, in flight now and at most";

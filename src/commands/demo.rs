@@ -31,7 +31,8 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     );
     let (requests, records) = (demo.requests.display(), demo.records.display());
     eprintln!(
-        "\nThe failures above are on purpose (404s, 500s, two malformed lines). Next, try:\n\
+        "\nThe failures above are on purpose (404s, 500s, two malformed lines). Next, try (the \
+         outofsync command comes from `cargo install --path .`):\n\
          \x20 jq -c 'select(.ok | not) | {{i, url, error}}' {records} | head\n\
          \x20 outofsync serve --port 8080        # the built-in API, for your own experiments\n\
          \x20 outofsync fetch 'http://127.0.0.1:8080/json?id=[1-1000]' -c 100 -o out.jsonl\n\

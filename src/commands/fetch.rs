@@ -1,25 +1,36 @@
 //! `outofsync fetch`: the command line becomes a [`Config`], a [`Job`] and a run.
 
 use std::io::IsTerminal;
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use bytes::Bytes;
-use http::header::{ACCEPT, CONTENT_TYPE, HeaderValue, USER_AGENT};
+use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue, USER_AGENT};
 use outofsync::Fetcher;
 use outofsync::engine::{BodyMode, Config, HttpVersion, JqFilter, Paginate, RetryPolicy, Shutdown};
 use outofsync::output::{Destination, Fsync, ResumeOptions, Resumed, SentLog, Start};
 use outofsync::pipeline::{self, Job};
 use outofsync::request::{LineDefaults, RowFormat, RowTemplates, Rows, Source, parse_header_line};
+use outofsync::stats::plural;
 
 use super::signals::Signals;
 use crate::cli::{FetchArgs, InputFormat};
 
 pub fn run(args: FetchArgs) -> anyhow::Result<ExitCode> {
+    let output = destination(args.output.as_deref());
+    let summary_json = match &args.summary_json {
+        Some(path) => Some(super::SummaryJson::check(path, output == Destination::Stdout)?),
+        None => None,
+    };
     let mut config = config(&args)?;
     config.concurrency =
         super::fit_open_files(config.concurrency, super::raise_open_files_limit(), args.quiet);
-    let mut job = job(&args)?;
+    let mut job = job(&args, output.clone())?;
+    if job.sources.contains(&Source::Stdin) && std::io::stdin().is_terminal() {
+        // Nobody types requests on purpose; without a word, a forgotten INPUT looks like a hang.
+        eprintln!("outofsync: reading requests from stdin (the terminal), one per line; Ctrl-D ends them");
+    }
     if args.at_most_once {
         let log = SentLog::new(args.fsync != Fsync::Never);
         config.before_unsafe_send = Some(log.hook());
@@ -53,25 +64,36 @@ pub fn run(args: FetchArgs) -> anyhow::Result<ExitCode> {
     // Do not wait for helpers still running (the thread counting a huge input, say).
     runtime.shutdown_background();
     let (outcome, signals) = result?;
-    super::report(&outcome.summary, args.quiet, args.summary_json.as_deref())?;
+    super::report(&outcome.summary, args.quiet, summary_json.as_ref())?;
     if let Some(code) = signals.exit_code() {
-        if !args.quiet && args.output.is_some() {
+        if !args.quiet && output != Destination::Stdout {
             eprintln!(
                 "outofsync: stopped before the end of the input; run again with --resume to fetch the rest"
             );
         }
         return Ok(code);
     }
-    Ok(if outcome.summary.failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if outcome.summary.incomplete() { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
-fn job(args: &FetchArgs) -> anyhow::Result<Job> {
+/// Where `-o` sends records. `-` is stdout, as in curl; so is `/dev/stdout`, which would otherwise
+/// be taken for the file it points at when stdout is redirected to one, and be locked, read back
+/// and given a manifest (`/dev/stdout.manifest.json`) as if it were an output of its own.
+fn destination(output: Option<&Path>) -> Destination {
+    match output {
+        Some(path) if path != Path::new("-") && path != Path::new("/dev/stdout") => {
+            Destination::File(path.to_owned())
+        }
+        _ => Destination::Stdout,
+    }
+}
+
+fn job(args: &FetchArgs, output: Destination) -> anyhow::Result<Job> {
     let sources = if args.inputs.is_empty() {
         vec![Source::Stdin]
     } else {
         args.inputs.iter().map(|a| Source::from_arg(a)).collect()
     };
-    let output = args.output.clone().map_or(Destination::Stdout, Destination::File);
     let start = if args.resume {
         Start::Resume(ResumeOptions {
             retry_failed: args.retry_failed,
@@ -94,18 +116,26 @@ fn job(args: &FetchArgs) -> anyhow::Result<Job> {
 }
 
 fn describe_resume(resumed: &Resumed) -> String {
-    let mut text = format!("resuming: {} records kept", resumed.kept);
-    if resumed.failed_kept > 0 {
-        text += &format!(" ({} of them failed; --retry-failed fetches those again)", resumed.failed_kept);
+    let mut text = format!("resuming: {} kept", plural(resumed.kept, "record", "records"));
+    match (resumed.kept, resumed.failed_kept) {
+        (_, 0) => {}
+        (1, _) => text += " (it failed; --retry-failed fetches it again)",
+        (_, n) => text += &format!(" ({n} of them failed; --retry-failed fetches those again)"),
     }
     if resumed.failed_removed > 0 {
-        text += &format!(", {} failed records removed to be fetched again", resumed.failed_removed);
+        let removed = plural(resumed.failed_removed, "failed record", "failed records");
+        text += &format!(", {removed} removed to be fetched again");
     }
     if resumed.walks_partial > 0 {
-        text += &format!(", {} paginated walks to go on from their next page", resumed.walks_partial);
+        let walks = plural(resumed.walks_partial, "paginated walk", "paginated walks");
+        text += &format!(", {walks} to go on from the next page");
+    }
+    if resumed.walks_cut > 0 {
+        let walks = plural(resumed.walks_cut, "paginated walk", "paginated walks");
+        text += &format!(", {walks} left at --max-pages (a larger --max-pages goes on)");
     }
     if resumed.torn_bytes > 0 {
-        text += &format!(", a torn last line of {} bytes cut", resumed.torn_bytes);
+        text += &format!(", a torn last line of {} cut", plural(resumed.torn_bytes, "byte", "bytes"));
     }
     text + "; fetching the rest"
 }
@@ -154,8 +184,14 @@ fn config(args: &FetchArgs) -> anyhow::Result<Config> {
         config.filter = Some(JqFilter::compile(program)?);
     }
     if let Some(how) = &args.paginate {
-        config.paginate =
-            Some(how.parse::<Paginate>().map_err(anyhow::Error::msg)?.with_param(args.page_param.clone()));
+        let paginate = how.parse::<Paginate>().map_err(anyhow::Error::msg)?;
+        if let (Paginate::Link, Some(name)) = (&paginate, &args.page_param) {
+            bail!(
+                "--page-param {name} sets the value that --paginate json:PATH finds; --paginate link \
+                 follows the Link header's URL as it is, so there is nothing to set"
+            );
+        }
+        config.paginate = Some(paginate.with_param(args.page_param.clone()));
         config.max_pages = args.max_pages.max(1);
     }
     if args.json.is_some() {
@@ -164,6 +200,9 @@ fn config(args: &FetchArgs) -> anyhow::Result<Config> {
     if let Some(agent) = &args.user_agent {
         let value = HeaderValue::from_str(agent).context("--user-agent is not a valid header value")?;
         config.headers.insert(USER_AGENT, value);
+    }
+    if let Some(user) = &args.user {
+        config.headers.insert(AUTHORIZATION, basic_auth(user)?);
     }
     for header in &args.headers {
         // curl's "Name:" (nothing after the colon) removes a header the tool would send.
@@ -175,6 +214,21 @@ fn config(args: &FetchArgs) -> anyhow::Result<Config> {
         config.headers.insert(name, value);
     }
     Ok(config)
+}
+
+/// `-u USER:PASSWORD` as an `Authorization: Basic …` value, marked sensitive so that no `Debug`
+/// (of a config, at `-vvv`) prints it and HTTP/2 never puts it in a compression table.
+fn basic_auth(user: &str) -> anyhow::Result<HeaderValue> {
+    use base64::Engine as _;
+    if !user.contains(':') {
+        // curl would prompt for the password; a bulk run has no one to ask.
+        bail!("-u {user}: give USER:PASSWORD (outofsync does not prompt for a password)");
+    }
+    let encoded = base64::engine::general_purpose::STANDARD.encode(user);
+    let mut value =
+        HeaderValue::from_str(&format!("Basic {encoded}")).expect("base64 is a valid header value");
+    value.set_sensitive(true);
+    Ok(value)
 }
 
 fn line_defaults(args: &FetchArgs) -> anyhow::Result<LineDefaults> {
@@ -222,4 +276,23 @@ fn rows(args: &FetchArgs) -> anyhow::Result<Option<Rows>> {
     };
     let templates = RowTemplates::new(url, &args.header_templates, body).map_err(anyhow::Error::msg)?;
     Ok(Some(Rows { format, templates: std::sync::Arc::new(templates) }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_resume_line_agrees_with_its_counts() {
+        let one = Resumed { kept: 1, failed_kept: 1, torn_bytes: 1, ..Resumed::default() };
+        assert_eq!(
+            describe_resume(&one),
+            "resuming: 1 record kept (it failed; --retry-failed fetches it again), a torn last line of \
+             1 byte cut; fetching the rest"
+        );
+        let many = Resumed { kept: 3, failed_kept: 2, walks_partial: 2, ..Resumed::default() };
+        let text = describe_resume(&many);
+        assert!(text.starts_with("resuming: 3 records kept (2 of them failed;"), "{text}");
+        assert!(text.contains(", 2 paginated walks to go on from the next page"), "{text}");
+    }
 }

@@ -6,10 +6,11 @@ mod lab;
 mod serve;
 mod signals;
 
-use std::path::Path;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use outofsync::stats::Summary;
 
 use crate::cli::{Cli, Command};
@@ -98,16 +99,87 @@ fn fit_open_files(concurrency: usize, limit: Option<u64>, quiet: bool) -> usize 
     fitted
 }
 
+/// Where `--summary-json` writes: a file, or stdout for `-` (as curl reads `-`).
+enum SummaryJson {
+    Stdout,
+    File(PathBuf),
+}
+
+impl SummaryJson {
+    /// Checks `--summary-json PATH` before anything is fetched: a typo in the path must not be
+    /// found out only after a long run, with the summary lost. Nothing is created here.
+    ///
+    /// # Errors
+    /// `-` while the records go to stdout too (one stream would hold both); a directory; a
+    /// directory that does not exist; a file that could not be written.
+    fn check(path: &Path, records_on_stdout: bool) -> anyhow::Result<SummaryJson> {
+        if path == Path::new("-") {
+            if records_on_stdout {
+                bail!(
+                    "--summary-json - would mix the summary into the records on stdout: \
+                     give -o FILE for the records, or a file for the summary"
+                );
+            }
+            return Ok(SummaryJson::Stdout);
+        }
+        let shown = path.display();
+        if path.is_dir() {
+            bail!("--summary-json {shown}: that is a directory; name a file in it");
+        }
+        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        if !dir.is_dir() {
+            bail!("--summary-json {shown}: the directory {} does not exist", dir.display());
+        }
+        if path.exists() {
+            // Opened to append, so that nothing of it changes before the run ends.
+            std::fs::OpenOptions::new()
+                .append(true)
+                .open(path)
+                .with_context(|| format!("--summary-json {shown}: cannot write it"))?;
+        } else if !writable(dir) {
+            bail!(
+                "--summary-json {shown}: cannot create a file in {}: {}",
+                dir.display(),
+                std::io::Error::last_os_error()
+            );
+        }
+        Ok(SummaryJson::File(path.to_owned()))
+    }
+
+    fn write(&self, summary: &Summary) -> anyhow::Result<()> {
+        let text = serde_json::to_string_pretty(summary).expect("a summary serialises") + "\n";
+        match self {
+            SummaryJson::Stdout => match std::io::stdout().lock().write_all(text.as_bytes()) {
+                // `| head` is not an error, for the summary as for records.
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                    Err(e).context("cannot write the summary to stdout")
+                }
+                _ => Ok(()),
+            },
+            SummaryJson::File(path) => {
+                std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+            }
+        }
+    }
+}
+
+/// Whether this process may create files in `dir` (write and search permission).
+fn writable(dir: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(path) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else { return false };
+    // SAFETY: access(2) reads a NUL-terminated path and nothing else.
+    unsafe { libc::access(path.as_ptr(), libc::W_OK | libc::X_OK) == 0 }
+}
+
 /// Prints the summary on stderr (unless quiet) and writes it as JSON if asked.
-fn report(summary: &Summary, quiet: bool, json: Option<&Path>) -> anyhow::Result<()> {
+fn report(summary: &Summary, quiet: bool, json: Option<&SummaryJson>) -> anyhow::Result<()> {
     if !quiet {
         eprint!("{summary}");
     }
-    if let Some(path) = json {
-        let text = serde_json::to_string_pretty(summary).expect("a summary serialises");
-        std::fs::write(path, text + "\n").with_context(|| format!("cannot write {}", path.display()))?;
+    match json {
+        Some(target) => target.write(summary),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// Diagnostics go to stderr; `RUST_LOG` wins over `-v`.

@@ -50,7 +50,9 @@ impl JqFilter {
             let offset = (rest.as_ptr() as usize).saturating_sub(code.as_ptr() as usize).min(code.len());
             let line_start = code[..offset].rfind('\n').map_or(0, |n| n + 1);
             let shown = if code.len() > 60 {
-                format!("{}…", &code[..code.floor_char_boundary(60)])
+                // By hand, not `floor_char_boundary`: that is Rust 1.91, and the rest needs 1.89.
+                let end = (0..=60).rev().find(|&n| code.is_char_boundary(n)).unwrap_or(0);
+                format!("{}…", &code[..end])
             } else {
                 code.to_owned()
             };
@@ -93,18 +95,29 @@ impl JqFilter {
         &self.source
     }
 
-    /// Runs the program on a JSON document; one output is returned as is, any other number of
-    /// outputs as an array of them.
+    /// Runs the program on a JSON document and returns its one output.
+    ///
+    /// Exactly one: a program that gives several outputs (`.items[].id`) or none (`empty`, a
+    /// `select` that drops everything) is an error, not an array. Collecting them into an array
+    /// would give a value whose type depends on the response — `[1,2]` on one page, `5` on a
+    /// page with one item — so the records of one run would not have one shape. `[ … ]` around
+    /// the program gives an array every time, and the error says so.
     ///
     /// # Errors
-    /// The document is not JSON, the program fails on it (`error`, a type error…), or its output
-    /// cannot be written as JSON (NaN, byte strings, non-string keys).
+    /// The document is not JSON, the program fails on it (`error`, a type error…), gives other
+    /// than one output, or its output cannot be written as JSON (NaN, byte strings, non-string
+    /// keys).
     pub fn apply(&self, json: &str) -> Result<String, String> {
         let mut outputs = self.run(json)?;
-        let text = match outputs.len() {
-            1 => outputs.remove(0).to_string(),
-            _ => Val::from_iter(outputs).to_string(),
-        };
+        if outputs.len() != 1 {
+            let shown = if self.source.len() > 60 { ".items[].id" } else { &self.source };
+            return Err(format!(
+                "--jq: the filter gave {} outputs: wrap it in [ … ] to get them as one array, \
+                 e.g. --jq '[{shown}]'",
+                outputs.len()
+            ));
+        }
+        let text = outputs.remove(0).to_string();
         serde_json::from_str::<IgnoredAny>(&text).map_err(|_| {
             format!("--jq output is not JSON (NaN, a byte string or a non-string key?): {text:.200}")
         })?;
@@ -129,11 +142,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn one_output_stays_many_become_an_array() {
+    fn one_output_is_the_value_and_any_other_count_is_an_error_that_says_wrap_it() {
         let doc = r#"{"items":[{"id":1},{"id":2}],"next":null}"#;
         assert_eq!(JqFilter::compile(".items | map(.id)").unwrap().apply(doc).unwrap(), "[1,2]");
-        assert_eq!(JqFilter::compile(".items[].id").unwrap().apply(doc).unwrap(), "[1,2]");
-        assert_eq!(JqFilter::compile("empty").unwrap().apply(doc).unwrap(), "[]");
+        assert_eq!(JqFilter::compile("[.items[].id]").unwrap().apply(doc).unwrap(), "[1,2]");
+        let many = JqFilter::compile(".items[].id").unwrap().apply(doc).unwrap_err();
+        assert_eq!(
+            many,
+            "--jq: the filter gave 2 outputs: wrap it in [ … ] to get them as one array, e.g. --jq '[.items[].id]'"
+        );
+        let one = r#"{"items":[{"id":5}]}"#;
+        assert_eq!(JqFilter::compile(".items[].id").unwrap().apply(one).unwrap(), "5", "one output");
+        assert_eq!(JqFilter::compile("[.items[].id]").unwrap().apply(one).unwrap(), "[5]", "an array still");
+        let none = JqFilter::compile("empty").unwrap().apply(doc).unwrap_err();
+        assert!(none.contains("gave 0 outputs: wrap it in [ … ]"), "{none}");
+        assert_eq!(JqFilter::compile("[empty]").unwrap().apply(doc).unwrap(), "[]");
         assert_eq!(JqFilter::compile(".next").unwrap().apply(doc).unwrap(), "null");
         let s = JqFilter::compile(r#""a\"b\n""#).unwrap().apply(doc).unwrap();
         assert_eq!(serde_json::from_str::<String>(&s).unwrap(), "a\"b\n");

@@ -12,7 +12,7 @@
 //! 4. Write the manifest (atomically, by rename) before the first record.
 //!
 //! Outputs that are not regular files (`/dev/null`, a FIFO) are written as they are: nothing to
-//! lock, resume or describe.
+//! lock, resume, describe or sync.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{self, BufWriter, Write};
@@ -66,6 +66,9 @@ pub struct Resumed {
     pub torn_bytes: u64,
     /// Paginated walks cut off half-way: they go on from their next page.
     pub walks_partial: u64,
+    /// Of the walks cut off half-way, those whose next page is beyond this run's `--max-pages`:
+    /// they stay cut (not counted in `walks_partial`). Filled in by the run, which knows the limit.
+    pub walks_cut: u64,
 }
 
 /// Why an output cannot be used for this run. Nothing in the output was changed.
@@ -81,6 +84,19 @@ pub enum OpenError {
         /// The output.
         path: PathBuf,
     },
+    /// It is not empty, and what it holds is not records: another file given as the output by
+    /// mistake (an input, say), which neither `--resume` nor appending would make sense of.
+    #[error(
+        "{} is not empty, and it does not hold records of outofsync: {holds}. Give another -o FILE \
+         (or --overwrite to replace all of it)",
+        path.display()
+    )]
+    HoldsOther {
+        /// The output.
+        path: PathBuf,
+        /// What it holds instead, in words (its first line, quoted).
+        holds: String,
+    },
     /// Another run holds its lock.
     #[error("{} is being written by another outofsync run (it holds the file's lock); wait for it to end", path.display())]
     InUse {
@@ -88,13 +104,21 @@ pub enum OpenError {
         path: PathBuf,
     },
     /// It is not a regular file, so it cannot be read back.
-    #[error("cannot resume {}: it is not a regular file", path.display())]
+    #[error(
+        "cannot resume {}: it is not a regular file (a device, a pipe or stdout), so there are no \
+         records to read back; --resume needs -o FILE",
+        path.display()
+    )]
     NotResumable {
         /// The output.
         path: PathBuf,
     },
     /// The manifest refuses the resume.
-    #[error("cannot resume {}: {source}. Nothing was changed; --overwrite starts over", path.display())]
+    #[error(
+        "cannot resume {}: {source}. Nothing was changed (--overwrite would start over, losing every \
+         record in it)",
+        path.display()
+    )]
     Mismatch {
         /// The output.
         path: PathBuf,
@@ -145,7 +169,12 @@ impl Journal {
         let len = file.metadata().map_err(io("inspect"))?.len();
         let mut journal = Journal { file, done: Done::default(), resumed: None };
         match start {
-            Start::New if len > 0 => return Err(OpenError::HoldsRecords { path: path.to_owned() }),
+            Start::New if len > 0 => {
+                return Err(match not_records(&journal.file) {
+                    Some(holds) => OpenError::HoldsOther { path: path.to_owned(), holds },
+                    None => OpenError::HoldsRecords { path: path.to_owned() },
+                });
+            }
             Start::Overwrite if len > 0 => journal.file.set_len(0).map_err(io("truncate"))?,
             Start::Resume(options) if len > 0 => {
                 let then = Manifest::load(path)
@@ -160,6 +189,31 @@ impl Journal {
         manifest.store(path).map_err(io("write the manifest of"))?;
         Ok(journal)
     }
+}
+
+/// What a non-empty output holds, in words, if its first line is not a record (`None` if it is,
+/// or if it cannot be read: then the plainer refusal stands).
+fn not_records(file: &File) -> Option<String> {
+    use std::os::unix::fs::FileExt;
+    const SHOWN: usize = 80;
+    let mut head = vec![0; 64 * 1024];
+    let n = file.read_at(&mut head, 0).ok()?;
+    let first = head[..n].split(|&b| b == b'\n').next().unwrap_or_default();
+    if serde_json::from_slice::<super::scan::Entry>(first).is_ok() {
+        return None;
+    }
+    Some(match std::str::from_utf8(first) {
+        Err(_) => "it starts with binary data, not text".to_owned(),
+        Ok(text) if text.trim().is_empty() => "its first line is blank".to_owned(),
+        Ok(text) => {
+            let mut end = text.len().min(SHOWN);
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            let more = if end < text.len() { "…" } else { "" };
+            format!("its first line is {:?}{more}", &text[..end])
+        }
+    })
 }
 
 fn lock(file: &File, path: &Path) -> Result<(), OpenError> {
@@ -197,6 +251,7 @@ fn repair(path: &Path, mut journal: Journal) -> Result<Journal, OpenError> {
         failed_removed: 0,
         torn_bytes: scanned.torn,
         walks_partial: scanned.done.partial_len(),
+        walks_cut: 0,
     });
     journal.done = scanned.done;
     Ok(journal)
@@ -243,6 +298,7 @@ fn rewrite(path: &Path, old: Journal) -> Result<Journal, OpenError> {
             failed_removed: scanned.failed,
             torn_bytes: scanned.torn,
             walks_partial: kept.partial_len(),
+            walks_cut: 0,
         }),
         done: kept,
     })

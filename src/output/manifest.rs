@@ -2,9 +2,16 @@
 //! it, so that resuming with another input or with options that change records is refused.
 //!
 //! A resume trusts that input `i` is the same request as in the first run. The manifest checks
-//! what can be checked cheaply: for a file, its size, modification time and a SHA-256 of its first
-//! and last 64 KiB (not the whole file: a 10 GB input would take a minute to hash); for a URL
-//! argument, the URL. Stdin cannot be checked at all, so resuming it needs the user's word.
+//! what can be checked cheaply: for a file, its size, a SHA-256 of its content, and its
+//! modification time; for a URL argument, the URL. Stdin cannot be checked at all, so resuming it
+//! needs the user's word (`--assume-same-input`), and so does any input that fails a check.
+//!
+//! The content decides, not the time: a file that was touched, copied or checked out again with
+//! the same bytes is the same input, and one that only grew by lines added at the end still holds
+//! the first run's requests under the same indexes. Files up to [`WHOLE`] are hashed whole (a
+//! fraction of a second); a larger one by its first and last 64 KiB only, which cannot see a
+//! change in the middle, so for those an unchanged time is still required.
+//!
 //! Secrets stay out of the file: headers and bodies are kept as digests.
 
 use std::collections::BTreeMap;
@@ -24,6 +31,8 @@ use crate::request::{LineDefaults, Source};
 const VERSION: u32 = 1;
 /// Bytes sampled at each end of an input file.
 const SAMPLE: u64 = 64 * 1024;
+/// The largest input file hashed whole: at about 2 GB/s of SHA-256, 0.15 s before the first request.
+const WHOLE: u64 = 256 << 20;
 
 /// Which input and which options wrote an output.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,6 +59,10 @@ pub enum InputIdentity {
         modified_ns: u64,
         /// SHA-256 of its first and last 64 KiB, hex.
         sample_sha256: String,
+        /// SHA-256 of all of it, hex, when it is at most 256 MiB (absent in manifests
+        /// written before it was kept).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        content_sha256: Option<String>,
     },
     /// A URL (or glob) given as an argument.
     Url {
@@ -70,19 +83,21 @@ impl InputIdentity {
             Source::Stdin => InputIdentity::Stdin,
             Source::Url(url) => InputIdentity::Url { url: url.clone() },
             Source::File(path) => {
-                let mut file = File::open(path)
-                    .map_err(|e| io::Error::new(e.kind(), format!("cannot open {}: {e}", path.display())))?;
+                let mut file = File::open(path).map_err(|e| crate::request::reader::cannot_open(path, e))?;
                 let meta = file.metadata()?;
                 let modified_ns = meta
                     .modified()
                     .ok()
                     .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
                     .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+                let content_sha256 =
+                    if meta.len() <= WHOLE { Some(prefix_sha256(&mut file, meta.len())?) } else { None };
                 InputIdentity::File {
                     path: path.clone(),
                     size: meta.len(),
                     modified_ns,
                     sample_sha256: sample(&mut file, meta.len())?,
+                    content_sha256,
                 }
             }
         })
@@ -99,23 +114,50 @@ impl InputIdentity {
     /// Why `self` (now) is not `then` (the first run's), if it is not.
     fn differs(&self, then: &InputIdentity) -> Option<String> {
         match (self, then) {
-            (InputIdentity::Stdin, InputIdentity::Stdin) => Some(
-                "the input is stdin, which cannot be compared with the first run's; if it is the same \
-                 input in the same order, say so with --assume-same-input"
-                    .into(),
-            ),
+            (InputIdentity::Stdin, InputIdentity::Stdin) => {
+                Some("the input is stdin, which cannot be compared with the first run's".into())
+            }
             (
-                InputIdentity::File { size, modified_ns, sample_sha256, path },
-                InputIdentity::File { size: s, modified_ns: m, sample_sha256: h, .. },
+                InputIdentity::File { path, size, modified_ns, sample_sha256, content_sha256 },
+                InputIdentity::File {
+                    size: size_then,
+                    modified_ns: modified_then,
+                    sample_sha256: sample_then,
+                    content_sha256: content_then,
+                    ..
+                },
             ) => {
-                let what = if size != s {
-                    format!("its size is {size} bytes, was {s}")
-                } else if sample_sha256 != h {
-                    "its content differs".into()
-                } else if modified_ns != m {
-                    "it was modified since".into()
+                let what = if size == size_then && sample_sha256 == sample_then {
+                    match (content_sha256, content_then) {
+                        // The same bytes: touched, copied or checked out again, it is the same input.
+                        (Some(now), Some(then)) if now == then => return None,
+                        (Some(_), Some(_)) => "its content differs".to_owned(),
+                        _ if modified_ns == modified_then => return None,
+                        _ if *size > WHOLE => format!(
+                            "it was modified since, and at {} it is too large to be compared whole",
+                            crate::stats::human_bytes(*size)
+                        ),
+                        _ => "it was modified since, and the first run's manifest (of an older \
+                              outofsync) has no digest of all of it to compare"
+                            .to_owned(),
+                    }
+                } else if size > size_then {
+                    match content_then {
+                        Some(then) => match only_appended(path, *size_then, then) {
+                            Ok(true) => return None,
+                            Ok(false) => format!(
+                                "its size is {size} bytes, was {size_then}, and not only by lines added at the end"
+                            ),
+                            Err(e) => format!("it cannot be read again: {e}"),
+                        },
+                        None => format!(
+                            "its size is {size} bytes, was {size_then} (too large to tell whether lines were only added)"
+                        ),
+                    }
+                } else if size != size_then {
+                    format!("its size is {size} bytes, was {size_then}")
                 } else {
-                    return None;
+                    "its content differs".to_owned()
                 };
                 Some(format!("the input {} changed: {what}", path.display()))
             }
@@ -125,8 +167,49 @@ impl InputIdentity {
     }
 }
 
+/// Whether the file at `path` is the one hashed to `content_then` when it was `size_then` bytes,
+/// with whole lines added at the end: its first `size_then` bytes hash the same, and they ended a
+/// line (or what follows starts a new one), so no line of the first run's was extended and every
+/// input keeps its index.
+fn only_appended(path: &Path, size_then: u64, content_then: &str) -> io::Result<bool> {
+    let mut file = File::open(path)?;
+    if prefix_sha256(&mut file, size_then)? != content_then {
+        return Ok(false);
+    }
+    if size_then == 0 {
+        return Ok(true);
+    }
+    // The last byte of the first run's input and the two after it.
+    let mut seam = Vec::with_capacity(3);
+    file.seek(SeekFrom::Start(size_then - 1))?;
+    Read::by_ref(&mut file).take(3).read_to_end(&mut seam)?;
+    Ok(seam.starts_with(b"\n") || seam[1..].starts_with(b"\n") || seam[1..].starts_with(b"\r\n"))
+}
+
+/// SHA-256 of the first `len` bytes of `file`, read from its start, hex.
+fn prefix_sha256(file: &mut File, len: u64) -> io::Result<String> {
+    file.seek(SeekFrom::Start(0))?;
+    let mut hash = Context::new(&SHA256);
+    let mut buf = vec![0; 256 * 1024];
+    let mut left = len;
+    while left > 0 {
+        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let n = file.read(&mut buf[..want])?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the file got shorter while being read",
+            ));
+        }
+        hash.update(&buf[..n]);
+        left -= n as u64;
+    }
+    Ok(hex(hash.finish().as_ref()))
+}
+
 /// SHA-256 of the first and last [`SAMPLE`] bytes (the whole file when it is smaller).
 fn sample(file: &mut File, size: u64) -> io::Result<String> {
+    file.seek(SeekFrom::Start(0))?;
     let mut hash = Context::new(&SHA256);
     let mut buf = Vec::with_capacity(SAMPLE as usize);
     Read::by_ref(file).take(SAMPLE).read_to_end(&mut buf)?;
@@ -180,11 +263,28 @@ pub enum Mismatch {
         why: String,
     },
     /// The input or the options differ from the first run's.
-    #[error("{}", differences.join("; "))]
+    #[error("{}", describe(inputs, options))]
     Differs {
-        /// Each difference, in words.
-        differences: Vec<String>,
+        /// Each way the input differs, in words (`--assume-same-input` would skip these).
+        inputs: Vec<String>,
+        /// Each option that differs, and the manifest's format if it does, in words.
+        options: Vec<String>,
     },
+}
+
+/// The differences, and what would make a resume go ahead. `--overwrite` is not offered here:
+/// it is never what a resume needs, and it loses every record (the caller says so).
+fn describe(inputs: &[String], options: &[String]) -> String {
+    let mut text = inputs.iter().chain(options).cloned().collect::<Vec<_>>().join("; ");
+    if !inputs.is_empty() {
+        text += ". If the input still holds the first run's requests in the same order (more may \
+                 follow at the end), --assume-same-input resumes anyway, at your own risk: an input \
+                 that moved would be skipped or fetched under another one's index";
+    }
+    if !options.is_empty() {
+        text += ". Give the options of the first run to resume it";
+    }
+    text
 }
 
 impl Manifest {
@@ -244,34 +344,43 @@ impl Manifest {
     /// # Errors
     /// Every difference, in words.
     pub fn check(&self, then: &Manifest, assume_same_input: bool) -> Result<(), Mismatch> {
-        let mut differences = Vec::new();
+        let (mut inputs, mut options) = (Vec::new(), Vec::new());
         if then.version != VERSION {
-            differences
+            options
                 .push(format!("the manifest is of format {}, this outofsync reads {VERSION}", then.version));
         }
         if !assume_same_input {
             if self.inputs.len() != then.inputs.len() {
-                differences.push(format!(
+                inputs.push(format!(
                     "{} input sources given, the first run had {}",
                     self.inputs.len(),
                     then.inputs.len()
                 ));
             } else {
-                differences.extend(self.inputs.iter().zip(&then.inputs).filter_map(|(a, b)| a.differs(b)));
+                inputs.extend(self.inputs.iter().zip(&then.inputs).filter_map(|(a, b)| a.differs(b)));
             }
         }
         let names: std::collections::BTreeSet<&String> =
             self.options.keys().chain(then.options.keys()).collect();
-        for name in names {
+        for name in names.into_iter().filter(|name| !MAY_CHANGE.contains(&name.as_str())) {
             let (now, was) = (self.options.get(name), then.options.get(name));
             if now != was {
                 let show = |v: Option<&String>| v.map_or("unset".to_owned(), |v| abbreviate(v));
-                differences.push(format!("{name} is {}, was {}", show(now), show(was)));
+                options.push(format!("{name} is {}, was {}", show(now), show(was)));
             }
         }
-        if differences.is_empty() { Ok(()) } else { Err(Mismatch::Differs { differences }) }
+        if inputs.is_empty() && options.is_empty() {
+            Ok(())
+        } else {
+            Err(Mismatch::Differs { inputs, options })
+        }
     }
 }
+
+/// Options kept in the manifest that a resume may change all the same. `--max-pages` says how far
+/// a walk goes, not what its records say: a resume with a larger one goes on with the walks a
+/// smaller one cut, which is the way to get their rest.
+const MAY_CHANGE: [&str; 1] = ["--max-pages"];
 
 /// Digests are long; the first 12 hex digits tell two apart in a message.
 fn abbreviate(value: &str) -> String {
@@ -353,6 +462,51 @@ mod tests {
         let err = manifest(&input).check(&loaded, false).unwrap_err().to_string();
         assert!(err.contains("content differs") || err.contains("modified"), "{err}");
         manifest(&input).check(&loaded, true).unwrap();
+    }
+
+    #[test]
+    fn the_same_bytes_or_lines_added_at_the_end_pass_whatever_the_time_says() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("in.txt");
+        std::fs::write(&input, "a\nb\n").unwrap();
+        let then = manifest(&input);
+        let touch = |path: &Path, secs: u64| {
+            let file = File::options().write(true).open(path).unwrap();
+            file.set_modified(UNIX_EPOCH + std::time::Duration::from_secs(secs)).unwrap();
+        };
+        touch(&input, 1_000_000);
+        manifest(&input).check(&then, false).expect("touched");
+        let copy = dir.path().join("copy.txt");
+        std::fs::copy(&input, &copy).unwrap();
+        manifest(&copy).check(&then, false).expect("copied");
+        std::fs::write(&input, "a\nb\nc\n").unwrap();
+        manifest(&input).check(&then, false).expect("a line added at the end");
+
+        let refused = |text: &str, then: &Manifest| {
+            std::fs::write(&input, text).unwrap();
+            let err = manifest(&input).check(then, false).unwrap_err().to_string();
+            assert!(err.contains("--assume-same-input resumes anyway"), "{err}");
+            manifest(&input).check(then, true).expect("the user's word is taken");
+            err
+        };
+        assert!(refused("a\nB\n", &then).contains("its content differs"));
+        assert!(refused("a\n", &then).contains("its size is 2 bytes, was 4"));
+        assert!(refused("x\na\nb\n", &then).contains("not only by lines added at the end"));
+        // Without a line end at the end, what follows would lengthen the last line.
+        std::fs::write(&input, "a\nb").unwrap();
+        let open_ended = manifest(&input);
+        assert!(refused("a\nbc\n", &open_ended).contains("not only by lines added"));
+        std::fs::write(&input, "a\nb\r\nc\n").unwrap();
+        manifest(&input).check(&open_ended, false).expect("a new line after the last one");
+
+        // A manifest of before whole digests: the time still decides.
+        std::fs::write(&input, "a\nb\n").unwrap();
+        let mut old = manifest(&input);
+        let InputIdentity::File { content_sha256, .. } = &mut old.inputs[0] else { unreachable!() };
+        *content_sha256 = None;
+        manifest(&input).check(&old, false).expect("untouched");
+        touch(&input, 2_000_000);
+        assert!(refused("a\nb\n", &old).contains("has no digest of all of it"));
     }
 
     #[test]

@@ -70,6 +70,11 @@ impl Done {
         self.partial.insert(i, Partial { page, url });
     }
 
+    /// Where each walk cut off half-way goes on.
+    pub fn partials(&self) -> impl Iterator<Item = &Partial> {
+        self.partial.values()
+    }
+
     /// How many walks were cut off half-way.
     pub fn partial_len(&self) -> u64 {
         self.partial.len() as u64

@@ -106,13 +106,19 @@ enum Out {
 }
 
 impl Sink {
-    /// Starts a writer that appends to `file` (opened for appending) and syncs it as `fsync` says.
-    /// Must be called within a tokio runtime (the interval between syncs is timed on it).
+    /// Starts a writer that appends to `file` (opened for appending) and syncs it as `fsync` says
+    /// if it is a regular file. Must be called within a tokio runtime (the interval between syncs
+    /// is timed on it).
+    ///
+    /// Only a regular file is synced: `fsync` on `/dev/null`, a FIFO or a terminal fails with
+    /// `EINVAL` and would end the run, yet there is nothing to make durable there — what a pipe's
+    /// reader does with the records, at its own speed, is its business.
     ///
     /// # Errors
     /// The writer thread cannot be started.
     pub fn file(file: File, destination: &Destination, fsync: Fsync) -> Result<Sink, WriteError> {
-        Self::start(Out::File(file), destination, fsync)
+        let regular = file.metadata().is_ok_and(|meta| meta.is_file());
+        Self::start(Out::File(file), destination, if regular { fsync } else { Fsync::Never })
     }
 
     /// Starts a writer to standard output.

@@ -2,7 +2,8 @@
 //! `{a,b,c}`, expanded lazily with the last pattern varying fastest, as curl does.
 //!
 //! A bracket that is not a range is kept as written, so IPv6 literals such as `http://[::1]:8080/`
-//! need no escaping; `\[`, `\]`, `\{`, `\}` and `\,` are literal characters.
+//! need no escaping; `\[`, `\]`, `\{`, `\}` and `\,` are literal characters. A `[` or `{` that is
+//! never closed is an error, as in curl.
 
 /// A parsed glob: literal text and patterns, in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,7 +46,8 @@ impl Glob {
     /// Parses a pattern.
     ///
     /// # Errors
-    /// A reversed range (`[9-1]`), a zero step, or numbers too large.
+    /// A reversed range (`[9-1]`), a zero step, numbers too large, or a `[` or `{` that is not
+    /// closed.
     pub fn parse(pattern: &str) -> Result<Glob, String> {
         let mut parts = Vec::new();
         let mut literal = String::new();
@@ -63,10 +65,11 @@ impl Glob {
                         parts.push(range);
                         rest = &rest[end + 1..];
                     }
-                    _ => {
+                    Some((None, _)) => {
                         literal.push('[');
                         rest = &rest[1..];
                     }
+                    None => return Err(unterminated(pattern, rest, ']')),
                 },
                 '{' => match rest.find('}') {
                     Some(end) => {
@@ -75,10 +78,7 @@ impl Glob {
                         parts.push(Part::Set(items));
                         rest = &rest[end + 1..];
                     }
-                    None => {
-                        literal.push('{');
-                        rest = &rest[1..];
-                    }
+                    None => return Err(unterminated(pattern, rest, '}')),
                 },
                 c => {
                     literal.push(c);
@@ -104,6 +104,17 @@ impl Glob {
     pub fn iter(&self) -> GlobIter {
         self.clone().into_iter()
     }
+}
+
+/// An opening bracket or brace with no closing one after it (`[1-`), as curl refuses it: sent as
+/// it is, a half-typed range would fetch one wrong URL instead of the many meant.
+fn unterminated(pattern: &str, rest: &str, close: char) -> String {
+    let open = rest.chars().next().unwrap_or_default();
+    let at = pattern.len() - rest.len();
+    format!(
+        "unterminated glob: the {open:?} at byte {at} has no {close:?} after it (close it, escape it \
+         as \\{open}, or give -g/--globoff to send brackets and braces as they are)"
+    )
 }
 
 fn flush(literal: &mut String, parts: &mut Vec<Part>) {
@@ -215,7 +226,7 @@ mod tests {
         assert_eq!(expand("http://[::1]:8080/"), ["http://[::1]:8080/"]);
         assert_eq!(expand(r"a\[1-2\]"), ["a[1-2]"]);
         assert_eq!(expand("plain"), ["plain"]);
-        assert_eq!(expand("open[1-2"), ["open[1-2"]);
+        assert_eq!(expand("closed[but not a range]"), ["closed[but not a range]"]);
     }
 
     #[test]
@@ -223,5 +234,9 @@ mod tests {
         assert!(Glob::parse("[9-1]").unwrap_err().contains("reversed"));
         assert!(Glob::parse("[1-9:0]").unwrap_err().contains("zero step"));
         assert!(Glob::parse("[1-99999999999999999999999]").is_err());
+        let open = Glob::parse("open[1-2").unwrap_err();
+        assert!(open.starts_with("unterminated glob: the '[' at byte 4 has no ']'"), "{open}");
+        assert!(open.contains("-g/--globoff"), "{open}");
+        assert!(Glob::parse("x{a,b").unwrap_err().contains("the '{' at byte 1 has no '}'"));
     }
 }

@@ -220,6 +220,10 @@ pub fn parse_url(raw: &str) -> Result<Url, String> {
         return Err(format!("URL contains a space (percent-encode it as %20): {}", quote(raw)));
     }
     let url = absolute::parse(raw).map_err(|e| match e {
+        url::ParseError::RelativeUrlWithoutBase if looks_like_url(raw) => format!(
+            "relative URL without a base: {} (a URL without its scheme? write it https://{raw})",
+            quote(raw)
+        ),
         url::ParseError::RelativeUrlWithoutBase => format!("relative URL without a base: {}", quote(raw)),
         e => format!("bad URL {}: {e}", quote(raw)),
     })?;
@@ -231,6 +235,24 @@ pub fn parse_url(raw: &str) -> Result<Url, String> {
         return Err(format!("URL has no host: {}", quote(raw)));
     }
     Ok(url)
+}
+
+/// Whether `text` reads as a URL that lacks its scheme: a host name (with a dot, or `localhost`)
+/// or an IPv4 address, followed by a port or a path (`api.example.com/users`, `localhost:8080`).
+/// A bare `name.ext` is not taken for one: it is far more often a file name.
+pub(crate) fn looks_like_url(text: &str) -> bool {
+    let end = text.find(['/', '?']).unwrap_or(text.len());
+    let (authority, rest) = text.split_at(end);
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((host, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => (host, true),
+        Some(_) => return false,
+        None => (authority, false),
+    };
+    let labels: Vec<&str> = host.split('.').collect();
+    let hostlike =
+        labels.iter().all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+    let named = host == "localhost" || labels.len() > 1;
+    hostlike && named && (port || rest.starts_with('/'))
 }
 
 /// Parses a `Name: value` header line.
@@ -281,4 +303,19 @@ pub(crate) fn quote(s: &str) -> String {
         end -= 1;
     }
     format!("{:?}…", &s[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_host_with_a_path_or_a_port_looks_like_a_url_without_its_scheme() {
+        for url in ["api.example.com/users/1", "localhost:8080", "127.0.0.1:8080/json", "a.test/x?y=1"] {
+            assert!(looks_like_url(url), "{url}");
+        }
+        for file in ["urls.txt", "data/urls.txt", "./urls.txt", "/tmp/in.txt", "in put.txt", "C:/x"] {
+            assert!(!looks_like_url(file), "{file}");
+        }
+    }
 }

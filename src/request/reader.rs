@@ -11,9 +11,10 @@
 //! into stdin sees each line fetched as it arrives).
 
 use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 
@@ -57,6 +58,22 @@ impl Source {
     }
 }
 
+/// The error of an input file that cannot be opened, in words: `cannot open PATH: why`, and when
+/// it is missing but reads as a URL without its scheme (`api.example.com/users`), that guess —
+/// the argument was taken for a file because it has no `://`.
+pub fn cannot_open(path: &Path, e: io::Error) -> io::Error {
+    let mut message = format!("cannot open {}: {e}", path.display());
+    if e.kind() == io::ErrorKind::NotFound
+        && let Some(text) = path.to_str()
+        && super::looks_like_url(text)
+    {
+        message += &format!(
+            "; it looks like a URL without its scheme, which is read as a file name: write https://{text}"
+        );
+    }
+    io::Error::new(e.kind(), message)
+}
+
 enum Opened {
     Lines { source: Box<dyn Read + Send>, name: String },
     Url(String),
@@ -80,9 +97,7 @@ impl Reader {
             opened.push(match source {
                 Source::Stdin => Opened::Lines { source: Box::new(io::stdin()), name: "stdin".into() },
                 Source::File(path) => {
-                    let file = File::open(&path).map_err(|e| {
-                        io::Error::new(e.kind(), format!("cannot open {}: {e}", path.display()))
-                    })?;
+                    let file = File::open(&path).map_err(|e| cannot_open(&path, e))?;
                     Opened::Lines { source: Box::new(file), name: path.display().to_string() }
                 }
                 Source::Url(url) => Opened::Url(url),
@@ -288,7 +303,9 @@ fn read_csv(
     rows: &Rows,
     tx: &Pending,
 ) -> Result<io::Result<()>, Closed> {
-    let mut csv = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(reader);
+    let marks = LineMarks::default();
+    let marked = Marked { inner: reader, marks: marks.clone() };
+    let mut csv = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(marked);
     let headers = match csv.headers() {
         Ok(headers) => headers.clone(),
         Err(e) if e.is_io_error() => return Ok(Err(io::Error::other(format!("reading {name}: {e}")))),
@@ -302,10 +319,10 @@ fn read_csv(
         match csv.read_record(&mut record) {
             Ok(false) => return Ok(Ok(())),
             Ok(true) => {
-                let line = record.position().map_or(0, |p| p.line());
+                let line = record.position().map_or(0, |p| marks.line_at(p.byte()));
                 if record.len() != headers.len() {
                     let message =
-                        format!("row has {} fields, the header row has {}", record.len(), headers.len());
+                        format!("row has {}, the header row {}", fields(record.len()), headers.len());
                     send(tx, InvalidInput::new(message).at_line(line).into())?;
                     continue;
                 }
@@ -318,10 +335,74 @@ fn read_csv(
             }
             Err(e) if e.is_io_error() => return Ok(Err(io::Error::other(format!("reading {name}: {e}")))),
             Err(e) => {
-                let line = e.position().map_or(0, |p| p.line());
+                let line = e.position().map_or(0, |p| marks.line_at(p.byte()));
                 send(tx, InvalidInput::new(format!("bad CSV row: {e}")).at_line(line).into())?;
             }
         }
+    }
+}
+
+fn fields(n: usize) -> String {
+    crate::stats::plural(n as u64, "field", "fields")
+}
+
+/// The line each CSV record starts on, counted here rather than taken from the csv crate: with
+/// CRLF line endings (Excel's, and RFC 4180's) its `Position::line` is one too low, because the
+/// LF of a record's CRLF is consumed only when the next record is read (rust-csv#395); and after
+/// blank lines it names the first blank one. What it does get right is the byte offset, so
+/// [`Marked`] notes where every CR and LF is as csv reads, and a record's line follows from its
+/// offset.
+#[derive(Clone, Default)]
+struct LineMarks(Rc<RefCell<Marks>>);
+
+#[derive(Default)]
+struct Marks {
+    /// The offsets of the CRs and LFs read and not yet behind a record, with whether each is an LF.
+    /// Records come in order, so only those of the bytes csv has read ahead are ever kept.
+    ends: VecDeque<(u64, bool)>,
+    /// Bytes read so far.
+    read: u64,
+    /// LFs before the first of `ends`.
+    lfs_before: u64,
+}
+
+impl LineMarks {
+    /// The line (from 1) of the record that csv says starts at `byte`; offsets must not go back.
+    fn line_at(&self, byte: u64) -> u64 {
+        let mut marks = self.0.borrow_mut();
+        let mut start = byte;
+        while let Some(&(offset, lf)) = marks.ends.front() {
+            if offset > start {
+                break;
+            }
+            // A line end at the reported start (the LF left of a CRLF, a blank line) is not
+            // part of the record: it starts after it.
+            if offset == start {
+                start += 1;
+            }
+            marks.lfs_before += u64::from(lf);
+            marks.ends.pop_front();
+        }
+        marks.lfs_before + 1
+    }
+}
+
+/// A reader that notes the line ends it hands on in its [`LineMarks`].
+struct Marked<R> {
+    inner: R,
+    marks: LineMarks,
+}
+
+impl<R: Read> Read for Marked<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let mut marks = self.marks.0.borrow_mut();
+        let base = marks.read;
+        for at in memchr::memchr2_iter(b'\r', b'\n', &buf[..n]) {
+            marks.ends.push_back((base + at as u64, buf[at] == b'\n'));
+        }
+        marks.read += n as u64;
+        Ok(n)
     }
 }
 
@@ -418,6 +499,22 @@ pub fn count_inputs(sources: &[Source], defaults: &LineDefaults) -> Option<u64> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The line of each record (or bad row) of `text`, as `read_csv` numbers them.
+    fn csv_lines(text: &str) -> Vec<u64> {
+        let marks = LineMarks::default();
+        let marked = Marked { inner: text.as_bytes(), marks: marks.clone() };
+        let mut csv = csv::ReaderBuilder::new().flexible(true).from_reader(marked);
+        csv.records().map(|r| marks.line_at(r.unwrap().position().unwrap().byte())).collect()
+    }
+
+    #[test]
+    fn csv_records_are_numbered_by_their_own_line_whatever_the_line_endings() {
+        let lf = "id,name\nA,x\n\nB,y\nC,\"two\nlines\"\nD,z\n";
+        assert_eq!(csv_lines(lf), [2, 4, 5, 7], "blank line 3; C spans lines 5 and 6");
+        assert_eq!(csv_lines(&lf.replace('\n', "\r\n")), [2, 4, 5, 7], "CRLF, as Excel writes");
+        assert_eq!(csv_lines("id\r\n1\n2\r\n\r\n3"), [2, 3, 5], "mixed, and no final line end");
+    }
 
     #[test]
     fn long_lines_are_cut_and_reading_goes_on() {
