@@ -11,11 +11,11 @@ use std::io::{self, BufRead};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::engine::{Config, Fetcher, RetryPolicy};
-use crate::output::{Destination, Start};
-use crate::pipeline::{self, Job, Outcome};
-use crate::request::Source;
-use crate::server::Server;
+use outofsync::engine::{Config, Fetcher, RetryPolicy};
+use outofsync::output::{Destination, Start};
+use outofsync::pipeline::{self, Job, Outcome};
+use outofsync::request::Source;
+use outofsync_server::Server;
 
 /// Requests in the demo.
 pub const REQUESTS: u64 = 10_000;
@@ -60,12 +60,15 @@ pub async fn run(dir: &Path, progress: bool) -> anyhow::Result<Demo> {
     };
     let fetcher = Fetcher::builder().config(config).build()?;
     let job = Job {
-        progress,
+        count_total: progress,
         // A fresh file each time: the demo is a show, not a run to resume.
         start: Start::Overwrite,
         ..Job::new(vec![Source::File(requests.clone())], Destination::File(records.clone()))
     };
-    let outcome = pipeline::run(&fetcher, job).await?;
+    let mut bar = crate::progress::Progress::default();
+    let watch: Option<&mut dyn pipeline::Watch> = if progress { Some(&mut bar) } else { None };
+    let outcome =
+        pipeline::Run::open(&fetcher, job).await?.run(&outofsync::engine::Shutdown::new(), watch).await?;
     drop(server);
     let (records_found, distinct) = count_records(&records)?;
     Ok(Demo { outcome, requests, records, records_found, distinct })

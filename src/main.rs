@@ -2,6 +2,8 @@
 
 mod cli;
 mod commands;
+mod demo;
+mod progress;
 
 use std::process::ExitCode;
 

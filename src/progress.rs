@@ -11,51 +11,28 @@ use std::time::Duration;
 
 use indicatif::{HumanCount, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
-use crate::stats::Counters;
+use outofsync::pipeline::Watch;
+use outofsync::stats::Counters;
 
 const REDRAW: Duration = Duration::from_millis(100);
 
-/// A live progress display; [`Progress::hidden`] draws nothing.
+/// The bar, drawn on stderr by a thread of its own while a run goes (a [`Watch`] of it).
+#[derive(Debug, Default)]
 pub struct Progress {
-    total: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
-impl Progress {
-    /// Starts drawing `counters` on stderr.
-    pub fn start(counters: Arc<Counters>) -> Progress {
-        let total = Arc::new(AtomicU64::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (total_seen, stopped) = (total.clone(), stop.clone());
-        let thread = std::thread::Builder::new()
+impl Watch for Progress {
+    fn start(&mut self, counters: Arc<Counters>, total: Arc<AtomicU64>) {
+        let stopped = self.stop.clone();
+        self.thread = std::thread::Builder::new()
             .name("outofsync-progress".into())
-            .spawn(move || draw(&counters, &total_seen, &stopped))
+            .spawn(move || draw(&counters, &total, &stopped))
             .ok();
-        Progress { total, stop, thread }
     }
 
-    /// A progress display that draws nothing.
-    pub fn hidden() -> Progress {
-        Progress { total: Arc::default(), stop: Arc::new(AtomicBool::new(true)), thread: None }
-    }
-
-    /// Sets the number of records expected, once it is known.
-    pub fn set_total(&self, total: u64) {
-        self.total.store(total, Ordering::Relaxed);
-    }
-
-    /// A handle to set the total from elsewhere (a thread counting the input); 0 means unknown.
-    pub fn total_handle(&self) -> Arc<AtomicU64> {
-        self.total.clone()
-    }
-
-    /// Removes the bar.
-    pub fn finish(mut self) {
-        self.stop_drawing();
-    }
-
-    fn stop_drawing(&mut self) {
+    fn finish(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(thread) = self.thread.take() {
             thread.thread().unpark();
@@ -66,7 +43,7 @@ impl Progress {
 
 impl Drop for Progress {
     fn drop(&mut self) {
-        self.stop_drawing();
+        self.finish();
     }
 }
 

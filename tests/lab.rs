@@ -8,9 +8,9 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use outofsync::lab::engines::{BlockingClient, Job};
-use outofsync::lab::{CellResult, EngineKind, LabReport, WorkloadKind, html};
 use outofsync::{ErrorKind, Fetcher, Record, RequestSpec};
+use outofsync_lab::engines::{BlockingClient, Job};
+use outofsync_lab::{CellResult, EngineKind, LabReport, WorkloadKind, html};
 
 use crate::support::{outofsync, server};
 

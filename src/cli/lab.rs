@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use outofsync::lab::{EngineKind, WorkloadKind};
+use outofsync_lab::{EngineKind, WorkloadKind};
 
 /// Measure async against threads: the same requests against the same server, run by five
 /// execution models, with the note's claims restated beside the evidence.
@@ -47,7 +47,7 @@ pub struct LabArgs {
     #[arg(long, value_name = "N,…", value_delimiter = ',')]
     pub concurrency: Vec<usize>,
     /// Threads of the pool engine.
-    #[arg(long, value_name = "N", default_value_t = outofsync::lab::plan::POOL_SIZE,
+    #[arg(long, value_name = "N", default_value_t = outofsync_lab::plan::POOL_SIZE,
           value_parser = clap::value_parser!(usize))]
     pub pool_size: usize,
     /// No progress lines on stderr.

@@ -19,7 +19,7 @@ pub struct ServeArgs {
     #[arg(short = 'p', long, value_name = "N", default_value_t = 8080)]
     pub port: u16,
     /// Seed of /flaky?p= and /bytes/{count}, so that runs repeat.
-    #[arg(long, value_name = "N", default_value_t = outofsync::server::DEFAULT_SEED)]
+    #[arg(long, value_name = "N", default_value_t = outofsync_server::DEFAULT_SEED)]
     pub seed: u64,
     /// Worker threads (default: one per core).
     #[arg(long, value_name = "N")]

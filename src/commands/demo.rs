@@ -3,7 +3,7 @@
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use outofsync::demo;
+use crate::demo;
 
 use crate::cli::DemoArgs;
 

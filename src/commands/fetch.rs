@@ -43,7 +43,7 @@ pub fn run(args: FetchArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let runtime = super::runtime(args.threads.into())?;
-    let (quiet, grace) = (args.quiet, args.grace);
+    let (quiet, grace, progress) = (args.quiet, args.grace, shows_progress(&args));
     // The run is spawned onto the runtime rather than driven by `block_on` on this thread: its
     // aggregator then lives on a worker, and handing it each record is not a cross-thread
     // wake-up of the main thread.
@@ -56,7 +56,9 @@ pub fn run(args: FetchArgs) -> anyhow::Result<ExitCode> {
             }
             let shutdown = Shutdown::new();
             let signals = Signals::watch(shutdown.clone(), grace, quiet)?;
-            let outcome = run.run(&shutdown).await?;
+            let mut bar = crate::progress::Progress::default();
+            let watch: Option<&mut dyn outofsync::pipeline::Watch> = progress.then_some(&mut bar);
+            let outcome = run.run(&shutdown, watch).await?;
             anyhow::Ok((outcome, signals))
         })
         .await?
@@ -107,7 +109,7 @@ fn job(args: &FetchArgs, output: Destination) -> anyhow::Result<Job> {
     let window = args.window.map_or(args.concurrency.max(1).saturating_mul(4), |w| w as usize);
     Ok(Job {
         defaults: line_defaults(args)?,
-        progress: !args.quiet && !args.no_progress && std::io::stderr().is_terminal(),
+        count_total: shows_progress(args),
         start,
         fsync: args.fsync,
         ordered: args.ordered.then_some(window),
@@ -276,6 +278,11 @@ fn rows(args: &FetchArgs) -> anyhow::Result<Option<Rows>> {
     };
     let templates = RowTemplates::new(url, &args.header_templates, body).map_err(anyhow::Error::msg)?;
     Ok(Some(Rows { format, templates: std::sync::Arc::new(templates) }))
+}
+
+/// Whether a progress bar is drawn: on a terminal, unless asked not to.
+fn shows_progress(args: &FetchArgs) -> bool {
+    !args.quiet && !args.no_progress && std::io::stderr().is_terminal()
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use outofsync::lab::{self, CellResult, LabConfig, LabReport, Plan, evidence};
+use outofsync_lab::{self as lab, CellResult, LabConfig, LabReport, Plan, evidence};
 
 use crate::cli::{LabArgs, LabWorkerArgs};
 

@@ -23,10 +23,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         let addr = listener.local_addr()?;
         // Scripts read this line to learn the port, so it goes out (and is flushed) before serving.
         let mut stdout = std::io::stdout().lock();
-        writeln!(stdout, "listening on http://{addr}")?;
+        writeln!(stdout, "{}", outofsync_server::announcement(addr))?;
         stdout.flush()?;
         drop(stdout);
-        outofsync::server::run(listener, args.seed, shutdown_signal(), args.grace).await;
+        outofsync_server::run(listener, args.seed, shutdown_signal(), args.grace).await;
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)

@@ -17,7 +17,7 @@ use std::time::Duration;
 use assert_cmd::Command;
 use serde_json::Value;
 
-pub use outofsync::server::{Server, ServerConfig};
+pub use outofsync_server::{Server, ServerConfig};
 
 /// A built-in server on 127.0.0.1 and a free port; stops when dropped.
 pub fn server() -> Server {

@@ -10,11 +10,13 @@
 //! # Examples
 //!
 //! ```
-//! let server = outofsync::server::Server::start().unwrap();
+//! let server = outofsync_server::Server::start().unwrap();
 //! let url = server.url("/json?id=7");
 //! assert!(url.starts_with("http://127.0.0.1:"));
 //! // The server stops when `server` is dropped.
 //! ```
+
+#![deny(missing_docs)]
 
 mod body;
 mod echo;
@@ -88,6 +90,17 @@ impl ServerConfig {
     pub fn start(self) -> io::Result<Server> {
         Server::start_with(self)
     }
+}
+
+/// The line `outofsync serve` prints first on stdout, for whoever started it to learn its
+/// address: `listening on http://ADDR`.
+pub fn announcement(addr: SocketAddr) -> String {
+    format!("listening on http://{addr}")
+}
+
+/// The base URL (`http://ADDR`) in an [`announcement`] line.
+pub fn announced_url(line: &str) -> Option<&str> {
+    line.trim().strip_prefix("listening on ")
 }
 
 /// A running built-in server on its own thread; dropping it stops the server and frees the port.

@@ -30,7 +30,7 @@ pub const SYNC_INTERVAL: Duration = Duration::from_secs(1);
 pub const SYNC_RECORDS: u64 = 1_000;
 
 /// When the output file is synced to disk (`fsync`); stdout is never synced.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Fsync {
     /// Every second or every 1,000 records, whichever comes first, and at the end: a power cut
     /// loses at most that much, which a resume fetches again.
@@ -41,6 +41,24 @@ pub enum Fsync {
     /// Never: the operating system writes when it likes (a crash of the process loses nothing;
     /// a power cut may lose any recent records, which a resume fetches again).
     Never,
+}
+
+impl Fsync {
+    /// The names `--fsync` takes, in the order of the variants.
+    pub const NAMES: [&'static str; 3] = ["interval", "always", "never"];
+}
+
+impl std::str::FromStr for Fsync {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "interval" => Ok(Fsync::Interval),
+            "always" => Ok(Fsync::Always),
+            "never" => Ok(Fsync::Never),
+            other => Err(format!("unknown fsync policy {other:?} (use interval, always or never)")),
+        }
+    }
 }
 
 /// Decides when [`Fsync::Interval`] syncs.

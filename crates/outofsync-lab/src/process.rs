@@ -70,7 +70,7 @@ impl ServerProcess {
         let mut line = String::new();
         let stdout = child.stdout.take().expect("stdout is piped");
         _ = BufReader::new(stdout).read_line(&mut line);
-        let Some(base) = line.trim().strip_prefix("listening on ").map(str::to_owned) else {
+        let Some(base) = outofsync_server::announced_url(&line).map(str::to_owned) else {
             _ = child.kill();
             _ = child.wait();
             return Err(LabError::Server(format!("the server did not say where it listens: {line:?}")));

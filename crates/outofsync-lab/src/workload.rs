@@ -15,8 +15,8 @@ use std::hash::Hasher;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::record::{Payload, Record};
-use crate::request::{Input, RequestSpec};
+use outofsync::record::{Payload, Record};
+use outofsync::request::{Input, RequestSpec};
 
 /// Which kind of load a lab cell puts on the engines.
 #[derive(

@@ -246,8 +246,8 @@ impl BodyBuffer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::server::{Coding as Enc, compress};
     use http::HeaderValue;
+    use outofsync_server::{Coding as Enc, compress};
 
     fn headers(encoding: &str) -> HeaderMap {
         let mut h = HeaderMap::new();

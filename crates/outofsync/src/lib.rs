@@ -8,22 +8,26 @@
 //! - [`request`]: what goes in — [`RequestSpec`], invalid input, and the readers of files and stdin.
 //! - [`engine`]: [`Fetcher`], which turns inputs into records under limits, retries and timeouts.
 //! - [`record`]: [`Record`] and [`ErrorKind`], and the record's JSON line.
-//! - [`output`]: the writer of JSON lines; [`stats`]: counts and the summary; [`progress`]: the bar.
+//! - [`output`]: the writer of JSON lines and the resume journal; [`stats`]: counts and the summary.
 //! - [`pipeline`]: a whole run — input, engine, output — as `outofsync fetch` does it.
-//! - [`demo`]: the main job, end to end, on the built-in server.
-//! - [`server`]: the built-in JSON API that the demo, the tests, the lab and the benchmarks talk to.
-//! - [`lab`]: async against threads, measured: engines, workloads, metrics and the report.
+//!
+//! The engine's request rules live in one place, [`engine::machine`]: a state machine without
+//! I/O that the engine's async loop drives, and that any other client (the lab's blocking
+//! threads) can drive the same way.
+//!
+//! # The workspace
+//!
+//! This crate is the core: no command line, progress bar, plotting or blocking client. Beside
+//! it, `outofsync-server` is the built-in JSON API (the demo, the tests, the lab and the
+//! benchmarks talk to it), `outofsync-lab` measures async against threads, and `outofsync-cli`
+//! is the `outofsync` command, a thin crate over the three.
 #![deny(missing_docs)]
 
-pub mod demo;
 pub mod engine;
-pub mod lab;
 pub mod output;
 pub mod pipeline;
-pub mod progress;
 pub mod record;
 pub mod request;
-pub mod server;
 pub mod stats;
 
 pub use engine::{BodyMode, BuildError, Config, Fetcher, FetcherBuilder, get_json};

@@ -12,7 +12,7 @@ use tokio::sync::Semaphore;
 use tokio::task::{JoinError, JoinSet};
 
 use super::{EngineError, Job, Tally};
-use crate::engine::Fetcher;
+use outofsync::engine::Fetcher;
 
 /// Where the heavy work of a response runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -230,7 +230,7 @@ impl Record {
     ///
     /// ```
     /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    /// # let server = outofsync::server::Server::start()?;
+    /// # let server = outofsync_server::Server::start()?;
     /// # let url = server.url("/json?id=7");
     /// let fetcher = outofsync::Fetcher::builder().build()?;
     /// let record = fetcher.fetch(outofsync::RequestSpec::get(&url)?).await.into_result()?;

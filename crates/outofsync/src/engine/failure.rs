@@ -75,7 +75,7 @@ pub(crate) fn body_failure(e: &hyper::Error, received: u64) -> Failure {
 pub(crate) fn hyper_failure(e: &hyper::Error, what: &str) -> Failure {
     if e.is_timeout() {
         Failure::new(ErrorKind::Timeout, format!("timed out reading {what}"))
-    } else if e.is_parse() || e.is_parse_status() || e.is_parse_too_large() {
+    } else if e.is_parse() || e.is_parse_status() {
         Failure::new(ErrorKind::Decode, format!("invalid HTTP in {what}: {}", describe(e)))
     } else if e.is_incomplete_message() {
         Failure::new(ErrorKind::Io, format!("the connection closed before {what} was complete"))

@@ -1,5 +1,5 @@
 //! [`BlockingClient`]: a truly blocking HTTP client (ureq: `std::net`, no runtime inside) that
-//! drives the same request [`machine`](crate::engine::machine) as [`Fetcher`](crate::Fetcher):
+//! drives the same request [`machine`](outofsync::engine::machine) as [`Fetcher`](outofsync::Fetcher):
 //! the same retries, backoff, `Retry-After`, cooldowns, redirects and deadlines, and so the very
 //! same [`Record`]s. Only the waiting differs: this thread sleeps and blocks where the engine's
 //! tasks yield to their event loop.
@@ -32,10 +32,12 @@ use ureq::http;
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 
-use crate::engine::Config;
-use crate::engine::machine::{Event, Exchanged, Failure, Hop, Request, Response, Step, Wire, is_redirect};
-use crate::record::{ErrorKind, Record};
-use crate::request::Input;
+use outofsync::engine::Config;
+use outofsync::engine::machine::{
+    Event, Exchanged, Failure, Hop, Request, Response, Step, Wire, is_redirect,
+};
+use outofsync::record::{ErrorKind, Record};
+use outofsync::request::Input;
 
 /// The size of ureq's read and write buffers, per connection: hyper's.
 pub const BUFFER_BYTES: usize = 8 * 1024;

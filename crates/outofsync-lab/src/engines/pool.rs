@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 
 use super::{BlockingClient, EngineError, Job, Tally};
-use crate::lab::metrics::Status;
+use crate::metrics::Status;
 
 /// Runs `job` on `min(pool_size, concurrency)` threads.
 pub(super) fn run(job: Arc<Job>, tally: Arc<Tally>) -> Result<(), EngineError> {

@@ -7,7 +7,7 @@ use std::sync::mpsc;
 use std::thread;
 
 use super::{BlockingClient, EngineError, Job, Tally};
-use crate::lab::metrics::Status;
+use crate::metrics::Status;
 
 /// Runs `job` with a thread per request, `job.concurrency` at a time.
 pub(super) fn run(job: Arc<Job>, tally: Arc<Tally>) -> Result<(), EngineError> {

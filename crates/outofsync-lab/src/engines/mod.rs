@@ -4,7 +4,7 @@
 //! carry the requests, and where the work on each response runs. Everything else is shared, so
 //! the comparison measures the model and nothing else:
 //!
-//! - a request is sent by one of two clients that build identical [`Record`]s — [`Fetcher`](crate::Fetcher)
+//! - a request is sent by one of two clients that build identical [`Record`]s — [`Fetcher`](outofsync::Fetcher)
 //!   (hyper, async) or [`BlockingClient`] (ureq, blocking), both HTTP/1.1 only, configured from the
 //!   same [`Config`];
 //! - the async engines share one loop (`event_loop`), the blocking ones one client (`blocking`);
@@ -32,8 +32,8 @@ use serde::{Deserialize, Serialize};
 pub use blocking::BlockingClient;
 
 use super::workload::Workload;
-use crate::engine::{BuildError, Config};
-use crate::record::Record;
+use outofsync::engine::{BuildError, Config};
+use outofsync::record::Record;
 
 /// An execution model.
 #[derive(
@@ -174,7 +174,7 @@ impl Job {
     pub fn client_config(concurrency: usize) -> Config {
         let mut config = Config {
             concurrency,
-            http: crate::engine::HttpVersion::Http1Only,
+            http: outofsync::engine::HttpVersion::Http1Only,
             connect_timeout: Duration::from_secs(30),
             ..Config::default()
         };
@@ -355,13 +355,11 @@ mod tests {
 
     #[test]
     fn the_digest_ignores_timing_and_order_but_not_content() {
-        let record = |i: u64, ms: f64, base: &str| Record {
-            i,
-            url: Some(format!("{base}/json?id={i}")),
-            ok: true,
-            status: Some(200),
-            elapsed_ms: ms,
-            ..Record::default()
+        let record = |i: u64, ms: f64, base: &str| {
+            let mut record = Record::default();
+            (record.i, record.url, record.ok) = (i, Some(format!("{base}/json?id={i}")), true);
+            (record.status, record.elapsed_ms) = (Some(200), ms);
+            record
         };
         let (a, b) = (Tally::new("http://127.0.0.1:1"), Tally::new("http://127.0.0.1:2/"));
         a.add(record(0, 1.0, "http://127.0.0.1:1"), 7);
@@ -372,7 +370,9 @@ mod tests {
         assert_eq!(a.totals().work_digest, b.totals().work_digest);
         let c = Tally::new("http://127.0.0.1:1");
         c.add(record(0, 1.0, "http://127.0.0.1:1"), 7);
-        c.add(Record { status: Some(201), ..record(1, 2.0, "http://127.0.0.1:1") }, 9);
+        let mut created = record(1, 2.0, "http://127.0.0.1:1");
+        created.status = Some(201);
+        c.add(created, 9);
         assert_ne!(a.totals().records_digest, c.totals().records_digest);
     }
 

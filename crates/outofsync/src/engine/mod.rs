@@ -69,7 +69,7 @@ const ADMISSION_FACTOR: usize = 4;
 /// use futures_util::StreamExt;
 /// use outofsync::{Fetcher, RequestSpec};
 ///
-/// let server = outofsync::server::Server::start()?;
+/// let server = outofsync_server::Server::start()?;
 /// let fetcher = Fetcher::builder().concurrency(8).build()?;
 /// let specs: Vec<_> = (0..20).map(|n| RequestSpec::get(&server.url(&format!("/json?id={n}")))).collect();
 /// let inputs = futures_util::stream::iter(specs);
@@ -138,7 +138,7 @@ impl Fetcher {
     /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
     /// use futures_util::StreamExt;
     ///
-    /// let server = outofsync::server::Server::start()?;
+    /// let server = outofsync_server::Server::start()?;
     /// let urls: Vec<String> = (1..=3).map(|n| server.url(&format!("/json?id={n}"))).collect();
     /// let fetcher = outofsync::Fetcher::builder().build()?;
     /// let records: Vec<_> = fetcher.fetch_iter(urls).collect().await;

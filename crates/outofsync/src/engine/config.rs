@@ -176,7 +176,7 @@ pub fn default_headers() -> HeaderMap {
 }
 
 /// What goes into the record of the body.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum BodyMode {
     /// JSON under `json` when the body is JSON, else UTF-8 under `text`, else base64 under `body_b64`.
     #[default]
@@ -189,7 +189,24 @@ pub enum BodyMode {
     None,
 }
 
+impl std::str::FromStr for BodyMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(BodyMode::Auto),
+            "json" => Ok(BodyMode::Json),
+            "text" => Ok(BodyMode::Text),
+            "none" => Ok(BodyMode::None),
+            other => Err(format!("unknown body mode {other:?} (use auto, json, text or none)")),
+        }
+    }
+}
+
 impl BodyMode {
+    /// The names `--body` takes, in the order of the variants.
+    pub const NAMES: [&'static str; 4] = ["auto", "json", "text", "none"];
+
     /// The name of the mode, as `--body` takes it.
     pub fn name(self) -> &'static str {
         match self {

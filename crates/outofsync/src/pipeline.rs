@@ -22,10 +22,19 @@ use crate::engine::{Fetcher, Order, RunOptions, Shutdown, is_idempotent};
 use crate::output::{
     Destination, Done, Fsync, Journal, Manifest, OpenError, Resumed, SentLog, Sink, Start, WriteError,
 };
-use crate::progress::Progress;
 use crate::record::{ErrorKind, Record, RecordError};
 use crate::request::{Input, InvalidInput, LineDefaults, Reader, Source, reader};
 use crate::stats::{Counters, Stats, Summary};
+
+/// What shows a run as it goes, such as the command line's progress bar. It only reads the
+/// run's counters (atomics the run bumps), so it costs the fetch loop nothing.
+pub trait Watch: Send {
+    /// The run has started: `counters` count its records; `total` holds the number of records
+    /// expected once it is known (0 until then, and for good when it cannot be known).
+    fn start(&mut self, counters: Arc<Counters>, total: Arc<AtomicU64>);
+    /// The run has ended.
+    fn finish(&mut self);
+}
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -36,8 +45,9 @@ pub struct Job {
     pub defaults: LineDefaults,
     /// Where records go.
     pub output: Destination,
-    /// Draw a progress bar on stderr.
-    pub progress: bool,
+    /// Count the inputs ahead of the run, so that a [`Watch`] can show a total (a second read
+    /// of the input files).
+    pub count_total: bool,
     /// What to do with an output file that already holds records.
     pub start: Start,
     /// When the output file is synced to disk.
@@ -54,13 +64,13 @@ pub struct Job {
 
 impl Job {
     /// A job with the defaults: refuse an output that holds records, sync every second, records
-    /// in completion order, no progress bar.
+    /// in completion order, no total counted.
     pub fn new(sources: Vec<Source>, output: Destination) -> Job {
         Job {
             sources,
             defaults: LineDefaults::default(),
             output,
-            progress: false,
+            count_total: false,
             start: Start::New,
             fsync: Fsync::Interval,
             ordered: None,
@@ -104,7 +114,7 @@ pub enum JobError {
 /// # Errors
 /// As [`Run::open`] and [`Run::run`].
 pub async fn run(fetcher: &Fetcher, job: Job) -> Result<Outcome, JobError> {
-    Run::open(fetcher, job).await?.run(&Shutdown::new()).await
+    Run::open(fetcher, job).await?.run(&Shutdown::new(), None).await
 }
 
 /// A run whose output is open (locked, checked, repaired) and whose input is not yet read.
@@ -185,15 +195,22 @@ impl<'a> Run<'a> {
     ///
     /// # Errors
     /// The input cannot be read or the output cannot be written; records already written stay.
-    pub async fn run(self, shutdown: &Shutdown) -> Result<Outcome, JobError> {
+    pub async fn run(
+        self,
+        shutdown: &Shutdown,
+        mut watch: Option<&mut dyn Watch>,
+    ) -> Result<Outcome, JobError> {
         let Run { fetcher, job, mut sink, done, resumed, noted } = self;
         let started = Instant::now();
         let reader = Reader::spawn(job.sources.clone(), job.defaults.clone()).map_err(JobError::Input)?;
         let counters = Arc::new(Counters::default());
-        let progress = if job.progress { Progress::start(counters.clone()) } else { Progress::hidden() };
+        let total = Arc::new(AtomicU64::new(0));
+        if let Some(watch) = watch.as_deref_mut() {
+            watch.start(counters.clone(), total.clone());
+        }
         // With pagination an input makes an unknown number of records: no total, just a count.
-        if job.progress && fetcher.config().paginate.is_none() {
-            let total = progress.total_handle();
+        if job.count_total && fetcher.config().paginate.is_none() {
+            let total = total.clone();
             let (sources, defaults, already) = (job.sources, job.defaults, done.len());
             tokio::task::spawn_blocking(move || {
                 if let Some(n) = reader::count_inputs(&sources, &defaults) {
@@ -264,7 +281,9 @@ impl<'a> Run<'a> {
         // Dropping the stream stops the input, whether it ended or the writer failed.
         drop(records);
         let written = sink.finish().await;
-        progress.finish();
+        if let Some(watch) = watch {
+            watch.finish();
+        }
         if let Some(e) = read_status.take_error() {
             return Err(JobError::Input(e));
         }

@@ -25,7 +25,7 @@ async fn run(url: Option<String>, out: &mut impl Write, err: &mut impl Write) ->
     let server; // lives until the end of the fetch, if we start one
     let url = match url {
         Some(url) => url,
-        None => match outofsync::server::Server::start() {
+        None => match outofsync_server::Server::start() {
             Ok(started) => {
                 server = started;
                 server.url("/json")
