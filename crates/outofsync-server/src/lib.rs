@@ -19,16 +19,20 @@
 #![deny(missing_docs)]
 
 mod body;
+mod capacity;
 mod echo;
 mod encoding;
 mod json;
 mod random;
+mod ratelimit;
 mod redirect;
 mod reply;
 mod router;
+mod schedule;
 mod stats;
 mod status;
 mod timing;
+mod truth;
 
 use std::future::Future;
 use std::io;

@@ -7,11 +7,14 @@ use http::header::HOST;
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
+use super::capacity::{self, Pools};
 use super::encoding::{self, Coding, Compressed};
 use super::json::{self, Documents};
+use super::ratelimit::{self, Limiters};
 use super::reply::{self, Outcome, Query, Refusal, Reply};
 use super::stats::Stats;
 use super::status::{self, Failures};
+use super::truth::Truth;
 use super::{echo, random, redirect, timing};
 
 /// What the endpoints share for the life of a server.
@@ -21,6 +24,9 @@ pub(crate) struct State {
     pub docs: Documents,
     pub failures: Failures,
     pub compressed: Compressed,
+    pub limiters: Limiters,
+    pub pools: Pools,
+    pub truth: Arc<Truth>,
 }
 
 impl State {
@@ -31,6 +37,9 @@ impl State {
             docs: Documents::default(),
             failures: Failures::new(seed),
             compressed: Compressed::new(),
+            limiters: Limiters::default(),
+            pools: Pools::new(seed),
+            truth: Arc::new(Truth::default()),
         }
     }
 }
@@ -41,7 +50,7 @@ pub(crate) async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<
     let path = parts.uri.path();
     // `/stats` does not count itself, so reading it never disturbs what it reports.
     if path == "/stats" || path == "/stats/reset" {
-        return Ok(stats(&state, &parts.method, path));
+        return Ok(stats(&state, &parts.method, path, parts.uri.query()));
     }
     // HTTP/1 names the host in `Host`, HTTP/2 in the `:authority` that hyper puts in the URI.
     let host = parts
@@ -71,8 +80,18 @@ async fn route(state: &State, parts: &http::request::Parts, body: Incoming, host
     }
     let known = matches!(
         (first, rest),
-        ("json" | "items" | "flaky" | "ratelimit" | "redirect-to" | "drip" | "endless" | "bomb", None)
-            | ("gzip" | "deflate" | "brotli" | "zstd", None)
+        (
+            "json"
+                | "items"
+                | "flaky"
+                | "ratelimit"
+                | "capacity"
+                | "redirect-to"
+                | "drip"
+                | "endless"
+                | "bomb",
+            None
+        ) | ("gzip" | "deflate" | "brotli" | "zstd", None)
             | ("delay" | "status" | "flaky" | "redirect" | "bytes", Some(_))
     );
     if !known {
@@ -89,7 +108,8 @@ async fn route(state: &State, parts: &http::request::Parts, body: Incoming, host
         ("status", Some(code)) => status::status(code),
         ("flaky", Some(k)) => status::flaky_key(&state.failures, k, &query),
         ("flaky", None) => status::flaky_random(&state.failures, &query),
-        ("ratelimit", None) => status::ratelimit(&state.failures, &query),
+        ("ratelimit", None) => ratelimit::ratelimit(&state.limiters, &state.truth, &query).await,
+        ("capacity", None) => capacity::capacity(&state.pools, &state.truth, &query).await,
         ("redirect", Some(n)) => redirect::chain(n),
         ("redirect-to", None) => redirect::to(&query),
         ("bytes", Some(n)) => random::bytes(state.seed, n),
@@ -102,11 +122,17 @@ async fn route(state: &State, parts: &http::request::Parts, body: Incoming, host
     }
 }
 
-fn stats(state: &State, method: &Method, path: &str) -> Reply {
+fn stats(state: &State, method: &Method, path: &str, query: Option<&str>) -> Reply {
+    let query = Query::parse(query);
     match (path, method) {
-        ("/stats", &Method::GET | &Method::HEAD) => reply::json(StatusCode::OK, &state.stats.to_json()),
+        ("/stats", &Method::GET | &Method::HEAD) => match query.str("key") {
+            // The server-side truth of the hidden-capacity endpoints of one key, per second.
+            Some(key) => reply::json(StatusCode::OK, &state.truth.to_json(key)),
+            None => reply::json(StatusCode::OK, &state.stats.to_json()),
+        },
         ("/stats/reset", &Method::POST) => {
             state.stats.reset();
+            state.truth.reset();
             reply::json(StatusCode::OK, &state.stats.to_json())
         }
         _ => {

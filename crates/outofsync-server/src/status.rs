@@ -1,12 +1,11 @@
-//! Endpoints that fail on purpose: `GET /status/{code}`, `GET /flaky/{k}`, `GET /flaky?p=`, `GET /ratelimit`.
+//! Endpoints that fail on purpose: `GET /status/{code}`, `GET /flaky/{k}`, `GET /flaky?p=` (and
+//! `GET /ratelimit` in its own module).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 use http::StatusCode;
-use http::header::{HeaderValue, RETRY_AFTER};
 use serde_json::json;
-use tokio::time::Instant;
 
 use super::body::Body;
 use super::reply::{self, Outcome, Query, Reply};
@@ -18,22 +17,12 @@ pub const MAX_FLAKY_KEYS: usize = 100_000;
 pub struct Failures {
     seen: Mutex<HashMap<(u32, String), u32>>,
     rng: Mutex<fastrand::Rng>,
-    buckets: Mutex<HashMap<u64, Bucket>>,
-}
-
-struct Bucket {
-    tokens: f64,
-    at: Instant,
 }
 
 impl Failures {
     /// Fresh state; `/flaky?p=` draws from a generator seeded with `seed`.
     pub fn new(seed: u64) -> Self {
-        Self {
-            seen: Mutex::new(HashMap::new()),
-            rng: Mutex::new(fastrand::Rng::with_seed(seed)),
-            buckets: Mutex::new(HashMap::new()),
-        }
+        Self { seen: Mutex::new(HashMap::new()), rng: Mutex::new(fastrand::Rng::with_seed(seed)) }
     }
 }
 
@@ -82,39 +71,4 @@ pub fn flaky_random(failures: &Failures, query: &Query) -> Outcome {
     let fail = failures.rng.lock().unwrap().f64() < p;
     let doc = json!({ "p": p, "failed": fail });
     if fail { Ok(unavailable(doc)) } else { Ok(reply::json(StatusCode::OK, &doc)) }
-}
-
-/// `GET /ratelimit?rps=N`: a server-wide token bucket of `N` requests per second (burst `N`, at
-/// least 1); over it, `429` with `Retry-After` in whole seconds. Each distinct `N` is its own bucket.
-pub fn ratelimit(failures: &Failures, query: &Query) -> Outcome {
-    let rps = query.get::<f64>("rps")?.unwrap_or(10.0);
-    if !(rps > 0.0 && rps <= 1e6) {
-        return Err(reply::bad_request("rps must be within (0, 1000000]"));
-    }
-    let capacity = rps.max(1.0);
-    let now = Instant::now();
-    let wait_s = {
-        let mut buckets = failures.buckets.lock().unwrap();
-        let bucket = buckets.entry(rps.to_bits()).or_insert(Bucket { tokens: capacity, at: now });
-        let refill = now.duration_since(bucket.at).as_secs_f64() * rps;
-        bucket.tokens = (bucket.tokens + refill).min(capacity);
-        bucket.at = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            None
-        } else {
-            Some(((1.0 - bucket.tokens) / rps).ceil().max(1.0) as u64)
-        }
-    };
-    match wait_s {
-        None => Ok(reply::json(StatusCode::OK, &json!({ "ok": true, "rps": rps }))),
-        Some(s) => {
-            let mut reply = reply::json(
-                StatusCode::TOO_MANY_REQUESTS,
-                &json!({ "error": "rate limited", "rps": rps, "retry_after": s }),
-            );
-            reply.headers_mut().insert(RETRY_AFTER, HeaderValue::from(s));
-            Ok(reply)
-        }
-    }
 }
