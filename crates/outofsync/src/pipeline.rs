@@ -293,12 +293,20 @@ impl<'a> Run<'a> {
             Err(e) => return Err(JobError::Output(e)),
         };
         let mut summary = stats.summary(started.elapsed());
+        summary.hosts = notable_hosts(fetcher);
         if shutdown.is_stopping() {
             // The stream has ended, so nothing takes inputs any more: the count is final.
             summary.cancelled = taken.load(Ordering::Relaxed).saturating_sub(ended);
         }
         Ok(Outcome { summary, output_closed, resumed, stopped: shutdown.is_stopping() })
     }
+}
+
+/// The hosts the summary speaks of: those whose controllers did something, busiest first.
+fn notable_hosts(fetcher: &Fetcher) -> Vec<crate::engine::HostReport> {
+    let mut hosts: Vec<_> = fetcher.host_reports().into_iter().filter(|h| h.is_notable()).collect();
+    hosts.sort_by(|a, b| b.attempts.cmp(&a.attempts).then_with(|| a.host.cmp(&b.host)));
+    hosts
 }
 
 /// Whether `record` is the last page of a walk that `--max-pages` ended: it names a next page,

@@ -12,6 +12,7 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+use crate::engine::HostReport;
 use crate::record::{ErrorKind, Record};
 
 /// Running totals for a live display, updated with relaxed atomics (exactness at any instant is
@@ -126,6 +127,7 @@ impl Stats {
             cancelled: 0,
             elapsed_s: secs,
             requests_per_s: if secs > 0.0 { self.total as f64 / secs } else { 0.0 },
+            hosts: Vec::new(),
             latency_ms: (!self.latency.is_empty()).then(|| Latency {
                 p50: ms(0.50),
                 p90: ms(0.90),
@@ -166,7 +168,15 @@ pub struct Summary {
     pub requests_per_s: f64,
     /// Latency of the requests that were sent, retries and backoff included.
     pub latency_ms: Option<Latency>,
+    /// The hosts whose controllers had something to say (`--adaptive`, or a host that throttled or
+    /// paused), busiest first: learned window and rate, 429s, cuts by cause, latency against the
+    /// baseline. Set by the run, which has the fetcher.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<HostReport>,
 }
+
+/// Hosts the summary shows in text (`--summary-json` has them all).
+const HOSTS_SHOWN: usize = 5;
 
 /// Latency quantiles, in milliseconds.
 #[derive(Clone, Debug, Serialize)]
@@ -228,6 +238,19 @@ impl fmt::Display for Summary {
                 l.p50, l.p90, l.p99, l.max
             )?;
         }
+        for (n, host) in self.hosts.iter().take(HOSTS_SHOWN).enumerate() {
+            let label = if n == 0 { "  hosts:    " } else { "            " };
+            let cuts = host.cut_causes();
+            let cuts = if cuts.is_empty() { String::new() } else { format!("  cuts: {cuts}") };
+            writeln!(f, "{label}{}  ({} attempts){cuts}", host.brief(), host.attempts)?;
+        }
+        if self.hosts.len() > HOSTS_SHOWN {
+            writeln!(
+                f,
+                "            … and {} more (--summary-json has them all)",
+                self.hosts.len() - HOSTS_SHOWN
+            )?;
+        }
         Ok(())
     }
 }
@@ -280,6 +303,33 @@ mod tests {
         let text = summary.to_string();
         assert!(text.contains("\n  failures: 502 × http_status, 3 × timeout\n"), "{text}");
         assert!(text.contains("\n  statuses: 95 × 200, 502 × 503\n"), "{text}");
+    }
+
+    #[test]
+    fn hosts_read_as_their_window_rate_throttles_and_cuts() {
+        let host = HostReport {
+            host: "http://a.test:8080".into(),
+            window: Some(24.4),
+            window_max: Some(256),
+            rate: Some(48.61),
+            attempts: 1000,
+            throttled: 3,
+            throttled_pct: 0.3,
+            p50_ms: Some(120.2),
+            base_ms: Some(80.0),
+            converged: true,
+            cuts: crate::engine::Cuts { throttle: 2, latency: 1, ..Default::default() },
+            ..HostReport::default()
+        };
+        let text = Summary { hosts: vec![host; 7], ..summary(1, 0, 0) }.to_string();
+        assert!(
+            text.contains(
+                "\n  hosts:    http://a.test:8080  w 24/256  r 48.6/s  429 0.3%  p50 120ms (base 80ms)  converged  \
+                 (1000 attempts)  cuts: 2 throttle, 1 latency\n"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("… and 2 more"), "{text}");
     }
 
     #[test]

@@ -7,6 +7,8 @@ use std::time::Duration;
 use http::HeaderMap;
 
 use super::Fetcher;
+use super::adaptive::{AdaptiveConfig, ControllerLog};
+use super::budget::Budget;
 use super::config::{
     BodyMode, BuildError, Config, HttpVersion, KeepHeaders, Rate, Resolve, SendHook, StatusRanges,
 };
@@ -220,6 +222,27 @@ impl FetcherBuilder {
         self
     }
 
+    /// Find each host's speed with these knobs (`--adaptive`): a window of requests in flight
+    /// per host, driven by latency and overload, within the concurrency and the per-host limit.
+    /// Default: off.
+    pub fn adaptive(mut self, knobs: AdaptiveConfig) -> Self {
+        self.config.adaptive = Some(knobs);
+        self
+    }
+
+    /// Writes each change of a host's controllers to `log`, one JSON line each. Default: none.
+    pub fn adaptive_log(mut self, log: ControllerLog) -> Self {
+        self.config.adaptive_log = Some(log);
+        self
+    }
+
+    /// Adds a budget: several windows per host, or a budget of the requests matching a host and
+    /// path. Default: none.
+    pub fn budget(mut self, budget: Budget) -> Self {
+        self.config.budgets.push(budget);
+        self
+    }
+
     /// Checks the configuration and builds the fetcher (its connection pool is empty until the
     /// first request).
     ///
@@ -253,6 +276,12 @@ fn check(config: &Config) -> Result<(), BuildError> {
     }
     if config.max_pages == 0 {
         return invalid("--max-pages must be at least 1");
+    }
+    if let Some(knobs) = &config.adaptive {
+        knobs.check().map_err(BuildError::Invalid)?;
+    }
+    if config.budgets.iter().any(|b| b.rates.is_empty()) {
+        return invalid("a budget (--rate) needs at least one rate");
     }
     let keeps_json = matches!(config.body, BodyMode::Auto | BodyMode::Json);
     if config.filter.is_some() && !keeps_json {
@@ -325,6 +354,9 @@ mod tests {
             .max_pages(13)
             .keep_headers(KeepHeaders::All)
             .before_unsafe_send(SendHook::new(|_| Ok(())))
+            .adaptive("init=8".parse().unwrap())
+            .adaptive_log(ControllerLog::new(std::io::sink()))
+            .budget("a.test/x*=1/s".parse().unwrap())
             .build()
             .unwrap();
         let c = fetcher.config();
@@ -345,5 +377,9 @@ mod tests {
         );
         assert!(c.ok_status.contains(404) && c.filter.is_some() && c.paginate.is_some());
         assert_eq!(c.keep_headers, KeepHeaders::All);
+        assert_eq!(
+            (c.adaptive.as_ref().unwrap().init, c.adaptive_log.is_some(), c.budgets.len()),
+            (8.0, true, 1)
+        );
     }
 }

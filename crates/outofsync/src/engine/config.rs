@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use http::HeaderMap;
 
+use super::adaptive::{AdaptiveConfig, ControllerLog};
+use super::budget::Budget;
 use super::filter::JqFilter;
 use super::paginate::Paginate;
 pub use super::retry::RetryPolicy;
@@ -90,6 +92,15 @@ pub struct Config {
     /// Called right before a request whose method is not idempotent is sent for the first time.
     /// Default: none. See [`SendHook`].
     pub before_unsafe_send: Option<SendHook>,
+    /// Find each host's speed (`--adaptive`): a window of requests in flight driven by latency and
+    /// overload, within `concurrency` and `per_host`. Default: none (whatever the mode, a host
+    /// that throttles is paced at a rate learned from what it accepts).
+    pub adaptive: Option<AdaptiveConfig>,
+    /// Where each change of a host's controllers is written, one JSON line each. Default: none.
+    pub adaptive_log: Option<ControllerLog>,
+    /// Budgets besides `rate`: several windows per host, or budgets of the requests matching a
+    /// host and path (`--rate 'api.example.com/search*=30/m'`). Default: none.
+    pub budgets: Vec<Budget>,
 }
 
 /// What [`Config::before_unsafe_send`] calls, with the request's input index (`record.i`), right
@@ -144,6 +155,9 @@ impl Default for Config {
             max_pages: 1000,
             keep_headers: KeepHeaders::None,
             before_unsafe_send: None,
+            adaptive: None,
+            adaptive_log: None,
+            budgets: Vec::new(),
         }
     }
 }

@@ -11,6 +11,8 @@
 //! inputs exist at once. [`Fetcher::fetch_indexed`] adds input order (a bounded reorder window)
 //! and a [`Shutdown`] handle; the `drive` module holds both loops.
 
+mod adaptive;
+mod budget;
 mod builder;
 mod config;
 mod connector;
@@ -24,6 +26,7 @@ pub mod machine;
 mod paginate;
 mod payload;
 mod pool;
+mod quota;
 mod rate;
 mod redirect;
 mod retry;
@@ -38,6 +41,8 @@ use std::sync::Arc;
 
 use futures_util::{Stream, StreamExt, stream};
 
+pub use adaptive::{AdaptiveConfig, AdaptiveMode, ControllerLog, Cuts, HostReport};
+pub use budget::{Budget, Scope};
 pub use builder::FetcherBuilder;
 pub use config::{
     BodyMode, BuildError, Config, HttpVersion, KeepHeaders, Rate, Resolve, RetryPolicy, SendHook,
@@ -181,6 +186,13 @@ impl Fetcher {
                 drive::in_order(engine, inputs, window, options.shutdown).right_stream()
             }
         }
+    }
+
+    /// Every host this fetcher has sent to (the 4,096 most recently used), as its controllers see
+    /// it: the learned rate and window, throttles, cuts by cause, latency against the baseline.
+    /// What `outofsync fetch` shows on its progress line and in its summary.
+    pub fn host_reports(&self) -> Vec<HostReport> {
+        self.engine.limits.reports()
     }
 
     /// Requests admitted at once in completion order; also the default reorder window.

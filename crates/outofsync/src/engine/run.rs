@@ -8,6 +8,7 @@ use http::HeaderMap;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use super::adaptive::Answer;
 use super::config::Config;
 use super::exchange::{Exchange, Wire};
 use super::limits::{Host, Limits, Turn};
@@ -93,11 +94,12 @@ impl<T: Exchange> Engine<T> {
             let now = Instant::now();
             event = match request.step(event, now.into_std()) {
                 Step::Turn { until } => {
-                    let origin = host.insert(self.limits.host(&request.hop().url));
+                    let url = &request.hop().url;
+                    let origin = host.insert(self.limits.host(url));
                     let granted = match until {
-                        None => Some(self.limits.turn(origin).await),
+                        None => Some(self.limits.turn(origin, url).await),
                         Some(until) => {
-                            tokio::time::timeout_at(until.into(), self.limits.turn(origin)).await.ok()
+                            tokio::time::timeout_at(until.into(), self.limits.turn(origin, url)).await.ok()
                         }
                     };
                     match granted {
@@ -110,8 +112,14 @@ impl<T: Exchange> Engine<T> {
                 }
                 Step::Send { budget } => {
                     let mut wire = Wire::default();
+                    let sent_at = Instant::now();
                     let sent =
                         tokio::time::timeout(budget, self.transport.exchange(request.hop(), &mut wire)).await;
+                    // The host's controllers learn from every attempt, on its own: its latency is
+                    // the exchange's alone, never a backoff or a wait for a turn.
+                    if let Some(origin) = &host {
+                        origin.observe(sent_at, Answer::of(&sent));
+                    }
                     turn = None;
                     match sent {
                         Ok(outcome) => Event::Exchanged(outcome, wire),
