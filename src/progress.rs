@@ -1,4 +1,5 @@
-//! The progress bar on stderr: done/total when known, rate, ok/failed, ETA.
+//! The progress bar on stderr: done/total when known, rate, ok/failed, ETA, and the busiest
+//! hosts whose controllers have something to say (learned window and rate, 429s, latency).
 //!
 //! The hot path only bumps atomics ([`Counters`]); a thread of its own redraws ten times a second
 //! from them, so the bar costs the fetch loop nothing however fast records come.
@@ -11,24 +12,48 @@ use std::time::Duration;
 
 use indicatif::{HumanCount, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
+use outofsync::engine::HostReport;
 use outofsync::pipeline::Watch;
 use outofsync::stats::Counters;
 
 const REDRAW: Duration = Duration::from_millis(100);
+/// Redraws between two looks at the hosts (each locks every host's controllers briefly).
+const HOSTS_EVERY: u32 = 5;
+/// Hosts shown on the line.
+const HOSTS_SHOWN: usize = 3;
+
+/// Where the bar reads the hosts from (the fetcher's `host_reports`).
+pub type Hosts = Box<dyn Fn() -> Vec<HostReport> + Send>;
 
 /// The bar, drawn on stderr by a thread of its own while a run goes (a [`Watch`] of it).
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Progress {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
+    hosts: Option<Hosts>,
+}
+
+impl fmt::Debug for Progress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Progress").field("hosts", &self.hosts.is_some()).finish_non_exhaustive()
+    }
+}
+
+impl Progress {
+    /// Also shows the busiest hosts whose controllers have something to say.
+    pub fn with_hosts(mut self, hosts: Hosts) -> Self {
+        self.hosts = Some(hosts);
+        self
+    }
 }
 
 impl Watch for Progress {
     fn start(&mut self, counters: Arc<Counters>, total: Arc<AtomicU64>) {
         let stopped = self.stop.clone();
+        let hosts = self.hosts.take();
         self.thread = std::thread::Builder::new()
             .name("outofsync-progress".into())
-            .spawn(move || draw(&counters, &total, &stopped))
+            .spawn(move || draw(&counters, &total, &stopped, hosts.as_ref()))
             .ok();
     }
 
@@ -74,12 +99,26 @@ fn per_second(rate: f64) -> String {
     format!("{}/s", HumanCount(whole))
 }
 
-fn draw(counters: &Counters, total: &AtomicU64, stop: &AtomicBool) {
+/// The busiest hosts worth a word, as the bar shows them.
+fn busiest(mut hosts: Vec<HostReport>) -> String {
+    hosts.retain(HostReport::is_notable);
+    hosts.sort_by_key(|h| std::cmp::Reverse(h.attempts));
+    hosts.iter().take(HOSTS_SHOWN).map(|h| format!("  | {}", h.brief())).collect()
+}
+
+fn draw(counters: &Counters, total: &AtomicU64, stop: &AtomicBool, hosts: Option<&Hosts>) {
     let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(10));
     let (known, unknown) = styles();
     bar.set_style(unknown);
     let mut has_total = false;
+    let (mut hosts_line, mut redraws) = (String::new(), 0u32);
     while !stop.load(Ordering::Relaxed) {
+        if let Some(hosts) = hosts
+            && redraws % HOSTS_EVERY == 0
+        {
+            hosts_line = busiest(hosts());
+        }
+        redraws = redraws.wrapping_add(1);
         let n = total.load(Ordering::Relaxed);
         if n > 0 && !has_total {
             bar.set_length(n);
@@ -88,7 +127,7 @@ fn draw(counters: &Counters, total: &AtomicU64, stop: &AtomicBool) {
         }
         bar.set_position(counters.done.load(Ordering::Relaxed));
         bar.set_message(format!(
-            "ok {} failed {}",
+            "ok {} failed {}{hosts_line}",
             counters.ok.load(Ordering::Relaxed),
             counters.failed.load(Ordering::Relaxed)
         ));

@@ -4,6 +4,7 @@
 
 mod support;
 
+mod adaptive;
 mod fetch;
 mod hostile;
 mod lab;

@@ -349,3 +349,70 @@ fn serve_help_keeps_each_path_placeholder_on_its_line() {
     assert!(help.lines().any(|l| l.contains("/redirect/{count}") && l.contains("redirects, then /json")));
     assert!(help.lines().any(|l| l.contains("/bytes/{count}") && l.contains("pseudo-random bytes")));
 }
+
+#[test]
+fn ratelimit_kinds_keep_their_keys_apart_and_state_their_limit_in_headers() {
+    let s = server();
+    // A fixed window of 3 a second: the 4th is told to wait for the window's end.
+    let window = |key: &str| s.url(&format!("/ratelimit?kind=window&rps=3&key={key}&headers=ietf"));
+    let answers: Vec<_> = (0..4).map(|_| get(&window("w1"))).collect();
+    assert_eq!(answers.iter().map(|a| a.0).collect::<Vec<_>>(), [200, 200, 200, 429]);
+    let (_, headers, _) = &answers[3];
+    assert_eq!(headers["retry-after"], "1");
+    assert_eq!(headers["ratelimit-policy"], "\"default\";q=3;w=1");
+    assert!(headers["ratelimit"].to_str().unwrap().starts_with("\"default\";r=0;t="), "{headers:?}");
+    assert_eq!(get(&window("w2")).0, 200, "another key has a limit of its own");
+    // ra=0: a 429 without Retry-After; headers=x: GitHub's fields.
+    let url = s.url("/ratelimit?rps=1&burst=1&ra=0&headers=x&key=x");
+    assert_eq!(get(&url).0, 200);
+    let (status, headers, _) = get(&url);
+    assert_eq!(status, 429);
+    assert!(headers.get("retry-after").is_none());
+    assert_eq!(
+        (&headers["x-ratelimit-limit"], &headers["x-ratelimit-remaining"]),
+        (&"1".parse().unwrap(), &"0".parse().unwrap())
+    );
+    for bad in ["kind=leaky", "window=0", "headers=yes", "schedule=1", "ms=600000"] {
+        assert_eq!(get(&s.url(&format!("/ratelimit?{bad}"))).0, 400, "{bad}");
+    }
+    // The server-side truth, per second.
+    let (_, truth) = get_json(&s.url("/stats?key=w1"));
+    let second = &truth["seconds"][0];
+    assert_eq!((second["ok"].as_u64(), second["throttled"].as_u64()), (Some(3), Some(1)), "{truth}");
+}
+
+#[test]
+fn capacity_serves_with_its_workers_queues_in_order_and_turns_away_beyond() {
+    let s = server();
+    // 2 workers of 300 ms and a queue of 1: of 4 requests at once, 2 are served, 1 waits for a
+    // worker (and is served 300 ms later), and 1 is turned away at once.
+    let url = s.url("/capacity?c=2&queue=1&ms=300&key=q");
+    let started = std::time::Instant::now();
+    let answers: Vec<(u16, Duration)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..4)
+            .map(|n| {
+                let url = url.clone();
+                scope.spawn(move || {
+                    std::thread::sleep(Duration::from_millis(40 * n));
+                    let status = get(&url).0;
+                    (status, started.elapsed())
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let statuses: Vec<u16> = answers.iter().map(|a| a.0).collect();
+    assert_eq!(statuses, [200, 200, 200, 503], "{answers:?}");
+    assert!(answers[2].1 >= Duration::from_millis(590), "the third waited for a worker: {answers:?}");
+    assert!(answers[3].1 < Duration::from_millis(300), "the fourth was turned away at once: {answers:?}");
+    let (_, truth) = get_json(&s.url("/stats?key=q"));
+    let seconds = truth["seconds"].as_array().unwrap();
+    let sum = |field: &str| seconds.iter().map(|x| x[field].as_u64().unwrap()).sum::<u64>();
+    assert_eq!((sum("ok"), sum("unavailable")), (3, 1), "{truth}");
+    assert_eq!(seconds[0]["max_in_flight"], 4);
+    assert!(seconds[0]["p50_ms"].as_f64().unwrap() >= 299.0, "{truth}");
+    // A share of random errors, whatever the load.
+    let flaky = s.url("/capacity?c=50&ms=1&err=1&key=e");
+    assert_eq!(get(&flaky).0, 503);
+    assert_eq!(get(&s.url("/capacity?c=2&err=2")).0, 400);
+}

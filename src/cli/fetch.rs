@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
-use outofsync::engine::{BodyMode, Rate, Resolve, StatusRanges};
+use outofsync::engine::{AdaptiveConfig, BodyMode, Budget, Rate, Resolve, StatusRanges};
 use outofsync::output::Fsync;
 
 /// Fetch many requests concurrently; every request ends as exactly one JSON record.
@@ -31,11 +31,29 @@ pub struct FetchArgs {
     #[arg(long, value_name = "N", help_heading = "Limits")]
     pub per_host: Option<usize>,
     /// Requests per host: N/s, N/m or N/h, paced evenly (one every 1/N, no bursts) [default: none].
+    /// Several windows at once, e.g. 10/s,5000/h: the shortest paces, each longer one caps the
+    /// requests in any span of its length. HOST[:PORT][/PATH]=RATE is a budget of the requests
+    /// that match, all together, e.g. 'api.example.com/search*=30/m' (* matches anything).
+    /// Repeatable. With --adaptive, the learned rate stays under it.
     #[arg(long, value_name = "RATE", help_heading = "Limits")]
-    pub rate: Option<Rate>,
+    pub rate: Vec<Budget>,
     /// Requests over all hosts: N/s, N/m or N/h, paced evenly [default: none].
     #[arg(long, value_name = "RATE", help_heading = "Limits")]
     pub global_rate: Option<Rate>,
+    /// Find each host's speed: per host, a window of requests in flight driven by latency and
+    /// overload (it starts at 4 and settles where the median latency is 1.5 × a probed baseline),
+    /// and a rate driven by throttling. -c, --per-host and --rate become ceilings. (Whatever the
+    /// mode, a host that throttles — 429, Retry-After, a spent RateLimit quota — is paced at a rate
+    /// learned from what it accepts.)
+    #[arg(long, help_heading = "Limits")]
+    pub adaptive: bool,
+    /// Tune --adaptive.
+    #[arg(long, value_name = "KEY=VALUE,…", requires = "adaptive", help = adaptive_opt_help(), help_heading = "Limits")]
+    pub adaptive_opt: Option<AdaptiveConfig>,
+    /// Write each change of a host's controllers to FILE, one JSON line each:
+    /// {"t":…,"host":…,"event":…,"w":…,"r":…,"inflight":…,"p50_ms":…,"base_ms":…,"goodput":…}.
+    #[arg(long, value_name = "FILE", help_heading = "Limits")]
+    pub adaptive_log: Option<PathBuf>,
     /// Threads of the event loop. One holds tens of thousands of requests in flight and sends
     /// tens of thousands a second, with a quarter less CPU per request than two (which wake each
     /// other and share every lock); more pays only when one core is saturated: big bodies to
@@ -262,6 +280,11 @@ Exit codes:
   130, 143  stopped by SIGINT (Ctrl-C) or SIGTERM: every record written is whole; --resume
      fetches the rest
 A closed stdout pipe (| head) ends the run quietly with the code of the records written.";
+
+/// `--adaptive-opt`'s help, with every knob's default (kept in one place, the library's).
+fn adaptive_opt_help() -> String {
+    format!("Tune --adaptive: {}.", AdaptiveConfig::HELP)
+}
 
 fn parse_method(s: &str) -> Result<http::Method, String> {
     outofsync::request::parse_method(s)

@@ -40,7 +40,11 @@ Endpoints (JSON bodies unless noted; bad parameters get a 4xx with a JSON error)
   GET  /status/{code}                    answers with that status
   GET  /flaky/{k}?key=K                  503 for the first k requests with key K, then 200
   GET  /flaky?p=P                        503 with probability P (seeded)
-  GET  /ratelimit?rps=N                  a server-wide token bucket; over it 429 + Retry-After
+  GET  /ratelimit?rps=N                  a hidden rate limit; over it 429 + Retry-After. kind=bucket
+                                         (burst=B), window or quota (window=S); ra=0, ms=M,
+                                         headers=ietf|draft|x, schedule=T:F,…, key=K
+  GET  /capacity?c=N&ms=S                a hidden backend: N workers, a FIFO queue (queue=Q), 503
+                                         beyond; jitter=J, bimodal=P, err=E, schedule, key
   GET  /redirect/{count}                 that many redirects, then /json
   GET  /redirect-to?url=U&status=S       a redirect to any URL
   ANY  /anything                         echoes method, path, query, headers and body
@@ -49,4 +53,5 @@ Endpoints (JSON bodies unless noted; bad parameters get a 4xx with a JSON error)
   GET  /bytes/{count}                    that many seeded pseudo-random bytes
   GET  /drip?bytes=N&interval_ms=M       N bytes, one every M ms
   GET  /endless                          a body that never ends
-  GET  /stats, POST /stats/reset         requests by path and host, in flight now and at most";
+  GET  /stats, POST /stats/reset         requests by path and host, in flight now and at most
+  GET  /stats?key=K                      per second: /ratelimit and /capacity answers of key K";

@@ -56,7 +56,9 @@ pub fn run(args: FetchArgs) -> anyhow::Result<ExitCode> {
             }
             let shutdown = Shutdown::new();
             let signals = Signals::watch(shutdown.clone(), grace, quiet)?;
-            let mut bar = crate::progress::Progress::default();
+            let reports = fetcher.clone();
+            let mut bar =
+                crate::progress::Progress::default().with_hosts(Box::new(move || reports.host_reports()));
             let watch: Option<&mut dyn outofsync::pipeline::Watch> = progress.then_some(&mut bar);
             let outcome = run.run(&shutdown, watch).await?;
             anyhow::Ok((outcome, signals))
@@ -157,7 +159,6 @@ fn config(args: &FetchArgs) -> anyhow::Result<Config> {
             max_retry_after: args.max_retry_after,
             non_idempotent: args.retry_non_idempotent,
         },
-        rate: args.rate,
         global_rate: args.global_rate,
         max_redirects: args.max_redirects,
         https_only: args.https_only,
@@ -179,6 +180,7 @@ fn config(args: &FetchArgs) -> anyhow::Result<Config> {
     if args.concurrency == 0 {
         bail!("--concurrency must be at least 1");
     }
+    limits(args, &mut config)?;
     if let Some(program) = &args.jq {
         if args.body == BodyMode::None {
             bail!("--jq needs the body: it cannot go with --body none");
@@ -216,6 +218,27 @@ fn config(args: &FetchArgs) -> anyhow::Result<Config> {
         config.headers.insert(name, value);
     }
     Ok(config)
+}
+
+/// `--rate`, `--adaptive`, `--adaptive-opt` and `--adaptive-log`. A single rate per host is the
+/// engine's `rate` (paced as it always was); anything else is a budget.
+fn limits(args: &FetchArgs, config: &mut Config) -> anyhow::Result<()> {
+    use outofsync::engine::{ControllerLog, Scope};
+    for budget in &args.rate {
+        match (&budget.scope, &budget.rates[..], config.rate) {
+            (Scope::EachHost, [rate], None) => config.rate = Some(*rate),
+            _ => config.budgets.push(budget.clone()),
+        }
+    }
+    if args.adaptive {
+        config.adaptive = Some(args.adaptive_opt.clone().unwrap_or_default());
+    }
+    if let Some(path) = &args.adaptive_log {
+        let log = ControllerLog::create(path)
+            .with_context(|| format!("cannot write the --adaptive-log {}", path.display()))?;
+        config.adaptive_log = Some(log);
+    }
+    Ok(())
 }
 
 /// `-u USER:PASSWORD` as an `Authorization: Basic …` value, marked sensitive so that no `Debug`

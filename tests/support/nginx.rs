@@ -119,7 +119,7 @@ const CHUNKS: [&str; 6] = [
 ];
 
 /// One line of the access log.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Entry {
     /// The listener's port (`$server_port`).
     pub port: u16,
@@ -137,12 +137,16 @@ pub struct Entry {
     pub connection_requests: u64,
     /// `$body_bytes_sent`.
     pub body_bytes: u64,
+    /// `$msec`: when the request was logged (its answer sent), in seconds since the Unix epoch,
+    /// to the millisecond.
+    pub time: f64,
 }
 
 impl Entry {
     fn parse(line: &str) -> Option<Entry> {
         let f: Vec<&str> = line.split(' ').collect();
-        let [port, method, uri, status, protocol, connection, connection_requests, body_bytes] = f[..] else {
+        let [port, method, uri, status, protocol, connection, connection_requests, body_bytes, time] = f[..]
+        else {
             return None;
         };
         Some(Entry {
@@ -154,6 +158,7 @@ impl Entry {
             connection: connection.parse().ok()?,
             connection_requests: connection_requests.parse().ok()?,
             body_bytes: body_bytes.parse().ok()?,
+            time: time.parse().ok()?,
         })
     }
 }
@@ -442,7 +447,7 @@ http {{
     uwsgi_temp_path {d}/tmp/uwsgi;
     scgi_temp_path {d}/tmp/scgi;
     # Unbuffered (no buffer=): each line is written when its request ends.
-    log_format conformance '$server_port $request_method $request_uri $status $server_protocol $connection $connection_requests $body_bytes_sent';
+    log_format conformance '$server_port $request_method $request_uri $status $server_protocol $connection $connection_requests $body_bytes_sent $msec';
     access_log {d}/access.log conformance;
     root {d}/www;
     gzip on;
