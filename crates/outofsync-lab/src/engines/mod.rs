@@ -172,12 +172,10 @@ impl Job {
     /// (ureq is built without decompression, so neither client may ask for it), `concurrency`
     /// at once.
     pub fn client_config(concurrency: usize) -> Config {
-        let mut config = Config {
-            concurrency,
-            http: outofsync::engine::HttpVersion::Http1Only,
-            connect_timeout: Duration::from_secs(30),
-            ..Config::default()
-        };
+        let mut config = Config::default();
+        config.concurrency = concurrency;
+        config.http = outofsync::engine::HttpVersion::Http1Only;
+        config.connect_timeout = Duration::from_secs(30);
         // Retried as by `fetch`, but with short waits: the waits would otherwise be most of the
         // wall time of a workload whose failures are on purpose, in every engine alike.
         config.retry.backoff = Duration::from_millis(10);

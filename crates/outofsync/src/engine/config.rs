@@ -35,6 +35,9 @@ pub enum BuildError {
 /// Everything the engine can be told. Build one with [`Fetcher::builder`](crate::Fetcher::builder)
 /// (a setter per field), or change the fields of `Config::default()` and pass it to
 /// [`FetcherBuilder::config`](crate::FetcherBuilder::config).
+///
+/// Non-exhaustive: later versions add knobs, each with a default.
+#[non_exhaustive]
 #[derive(Clone, Debug)]
 pub struct Config {
     /// Requests in flight at once, over all hosts. Default: 64.
@@ -200,6 +203,12 @@ impl std::str::FromStr for BodyMode {
             "none" => Ok(BodyMode::None),
             other => Err(format!("unknown body mode {other:?} (use auto, json, text or none)")),
         }
+    }
+}
+
+impl fmt::Display for BodyMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
     }
 }
 

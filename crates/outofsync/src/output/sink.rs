@@ -48,6 +48,12 @@ impl Fsync {
     pub const NAMES: [&'static str; 3] = ["interval", "always", "never"];
 }
 
+impl std::fmt::Display for Fsync {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(Fsync::NAMES[*self as usize])
+    }
+}
+
 impl std::str::FromStr for Fsync {
     type Err = String;
 
