@@ -169,6 +169,14 @@ pub struct FetchArgs {
     #[arg(long, value_name = "N", default_value_t = Config::default().max_pages, help_heading = "Pipelines")]
     pub max_pages: u32,
 
+    /// Keep the final response's headers in each record: "headers", an object of lower-case names
+    /// (a name sent more than once holds an array of its values).
+    #[arg(short = 'i', long, help_heading = "Output")]
+    pub include: bool,
+    /// Keep only this response header in each record's "headers" (repeatable), e.g.
+    /// --keep-header etag --keep-header x-ratelimit-remaining.
+    #[arg(long = "keep-header", value_name = "NAME", conflicts_with = "include", help_heading = "Output")]
+    pub keep_headers: Vec<http::HeaderName>,
     /// Where the records go [default: stdout, as with - or /dev/stdout]. A file that already holds
     /// records is refused unless --resume or --overwrite, one that holds anything else unless
     /// --overwrite; FILE.manifest.json beside it records the input and options. /dev/null, a FIFO or another device is just written to: no manifest, no

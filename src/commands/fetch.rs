@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use bytes::Bytes;
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue, USER_AGENT};
 use outofsync::Fetcher;
-use outofsync::engine::{Config, FetcherBuilder, HttpVersion, JqFilter, Paginate, Shutdown};
+use outofsync::engine::{Config, FetcherBuilder, HttpVersion, JqFilter, KeepHeaders, Paginate, Shutdown};
 use outofsync::output::{Destination, Fsync, ResumeOptions, Resumed, SentLog, Start};
 use outofsync::pipeline::{self, Job};
 use outofsync::request::{LineDefaults, RowFormat, RowTemplates, Rows, Source, parse_header_line};
@@ -170,6 +170,13 @@ fn fetcher(args: &FetchArgs) -> anyhow::Result<FetcherBuilder> {
         .http(http)
         .ok_status(args.ok_status.clone())
         .max_pages(args.max_pages)
+        .keep_headers(if args.include {
+            KeepHeaders::All
+        } else if args.keep_headers.is_empty() {
+            KeepHeaders::None
+        } else {
+            KeepHeaders::Only(args.keep_headers.clone())
+        })
         .headers(headers(args)?);
     if let Some(n) = args.per_host {
         builder = builder.per_host(n);
