@@ -116,6 +116,18 @@ pub struct FetchArgs {
     /// Do not verify TLS certificates. Anyone on the path can read and change the traffic.
     #[arg(short = 'k', long, help_heading = "Connections")]
     pub insecure: bool,
+    /// Send every request through this proxy: http://, https:// (TLS to the proxy), socks5://
+    /// (names resolved here) or socks5h:// (by the proxy); credentials go in the URL
+    /// (http://USER:PASSWORD@HOST:PORT) and never into records or logs. Plain http:// requests go
+    /// to an HTTP proxy as they are, others through a CONNECT tunnel. "" uses no proxy at all
+    /// [default: from the environment, as curl: https_proxy, http_proxy, all_proxy, no_proxy,
+    /// in either case].
+    #[arg(short = 'x', long, value_name = "URL", help_heading = "Connections")]
+    pub proxy: Option<String>,
+    /// Hosts that go direct, not through the proxy: comma-separated names (a name covers its
+    /// subdomains), IP addresses, CIDR ranges, or * for all; replaces no_proxy.
+    #[arg(long, value_name = "LIST", help_heading = "Connections")]
+    pub noproxy: Option<String>,
     /// Speak HTTP/1.1 only.
     #[arg(long, conflicts_with = "http2_prior_knowledge", help_heading = "Connections")]
     pub http1_only: bool,

@@ -8,7 +8,9 @@ use anyhow::{Context, bail};
 use bytes::Bytes;
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue, USER_AGENT};
 use outofsync::Fetcher;
-use outofsync::engine::{Config, FetcherBuilder, HttpVersion, JqFilter, KeepHeaders, Paginate, Shutdown};
+use outofsync::engine::{
+    Config, FetcherBuilder, HttpVersion, JqFilter, KeepHeaders, Paginate, Proxies, Shutdown,
+};
 use outofsync::output::{Destination, Fsync, ResumeOptions, Resumed, SentLog, Start};
 use outofsync::pipeline::{self, Job};
 use outofsync::request::{LineDefaults, RowFormat, RowTemplates, Rows, Source, parse_header_line};
@@ -193,6 +195,11 @@ fn fetcher(args: &FetchArgs) -> anyhow::Result<FetcherBuilder> {
     if let Some(path) = &args.cacert {
         builder = builder.ca_file(path);
     }
+    builder = builder.proxies(match args.proxy.as_deref() {
+        Some("") => Proxies::none(),
+        Some(url) => Proxies::all(url, args.noproxy.as_deref())?,
+        None => Proxies::from_env(args.noproxy.as_deref()),
+    });
     if let Some(program) = &args.jq {
         builder = builder.filter(JqFilter::compile(program)?);
     }

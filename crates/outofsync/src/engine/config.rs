@@ -10,6 +10,7 @@ use http::HeaderMap;
 
 use super::filter::JqFilter;
 use super::paginate::Paginate;
+pub use super::proxy::Proxies;
 pub use super::retry::RetryPolicy;
 
 /// Why a fetcher could not be built.
@@ -90,6 +91,9 @@ pub struct Config {
     pub max_pages: u32,
     /// Which response headers the record keeps. Default: [`KeepHeaders::None`].
     pub keep_headers: KeepHeaders,
+    /// Which proxy each request goes through. Default: none ([`Proxies::from_env`] reads the
+    /// environment as curl does).
+    pub proxies: Proxies,
     /// Called right before a request whose method is not idempotent is sent for the first time.
     /// Default: none. See [`SendHook`].
     pub before_unsafe_send: Option<SendHook>,
@@ -146,6 +150,7 @@ impl Default for Config {
             paginate: None,
             max_pages: 1000,
             keep_headers: KeepHeaders::None,
+            proxies: Proxies::none(),
             before_unsafe_send: None,
         }
     }

@@ -24,6 +24,7 @@ pub mod machine;
 mod paginate;
 mod payload;
 mod pool;
+mod proxy;
 mod rate;
 mod redirect;
 mod retry;
@@ -32,6 +33,7 @@ mod shutdown;
 mod tls;
 mod trace;
 mod transport;
+mod tunnel;
 mod validate;
 
 use std::sync::Arc;
@@ -40,13 +42,14 @@ use futures_util::{Stream, StreamExt, stream};
 
 pub use builder::FetcherBuilder;
 pub use config::{
-    BodyMode, BuildError, Config, HttpVersion, KeepHeaders, Rate, Resolve, RetryPolicy, SendHook,
+    BodyMode, BuildError, Config, HttpVersion, KeepHeaders, Proxies, Rate, Resolve, RetryPolicy, SendHook,
     StatusRanges, default_headers,
 };
 pub use drive::{Order, RunOptions};
 pub use filter::{FilterError, JqFilter};
 pub use paginate::Paginate;
 pub use payload::classify as classify_body;
+pub use proxy::ProxyError;
 pub use retry::{RETRYABLE_STATUSES, is_idempotent};
 pub use shutdown::Shutdown;
 

@@ -21,6 +21,7 @@ use super::decode::BodyBuffer;
 use super::exchange::{Exchange, Exchanged, Hop, Resent, Response, Wire, is_redirect};
 use super::failure::{Failure, body_failure, hyper_failure, stale_connection};
 use super::pool::{Conn, Ending, Pool, PoolConfig, Target};
+use super::proxy::Proxies;
 use super::retry::is_idempotent;
 use super::tls;
 use crate::record::ErrorKind;
@@ -35,6 +36,8 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// The connection pool and the limits of one exchange.
 pub(crate) struct Transport {
     pool: Pool,
+    proxies: Proxies,
+    prior_knowledge: bool,
     read_timeout: Duration,
     max_body: u64,
     max_redirects: u32,
@@ -65,6 +68,8 @@ impl Transport {
         );
         Ok(Self {
             pool,
+            proxies: config.proxies.clone(),
+            prior_knowledge: config.http == HttpVersion::Http2PriorKnowledge,
             read_timeout: config.read_timeout,
             max_body: config.max_body,
             max_redirects: config.max_redirects,
@@ -76,12 +81,13 @@ impl Exchange for Transport {
     async fn exchange(&self, hop: &Hop, wire: &mut Wire) -> Result<Exchanged, Failure> {
         let key = origin_key(&hop.url);
         let https = hop.url.scheme() == "https";
-        let target = Target {
-            key: &key,
-            host: hop.url.host_str().unwrap_or_default(),
-            port: hop.url.port_or_known_default().unwrap_or(if https { 443 } else { 80 }),
-            https,
-        };
+        let (host, port) = (
+            hop.url.host_str().unwrap_or_default(),
+            hop.url.port_or_known_default().unwrap_or(if https { 443 } else { 80 }),
+        );
+        let route =
+            if self.proxies.is_none() { None } else { self.proxies.route(hop.url.scheme(), host, port) };
+        let target = Target { key: &key, host, port, https, proxy: route.as_ref() };
         // Timed out, the send is dropped with its connection: an HTTP/1 connection is closed,
         // an HTTP/2 stream retires its connection.
         let (response, conn) = tokio::time::timeout(self.read_timeout, self.send(hop, &target, wire))
@@ -148,7 +154,15 @@ impl Transport {
         loop {
             wire.version = Some(checkout.conn.version());
             wire.reused = checkout.reused;
-            let request = request(hop, checkout.conn.is_h2())?;
+            // A plain http:// request to an HTTP proxy that forwards it goes in absolute form,
+            // with the proxy's credentials.
+            let forward = target.proxy.filter(|route| {
+                !target.https && !self.prior_knowledge && route.forwards_http() && !checkout.conn.is_h2()
+            });
+            let mut request = request(hop, checkout.conn.is_h2(), forward.is_some())?;
+            if let Some(value) = forward.and_then(|route| route.authorization.clone()) {
+                request.headers_mut().insert(http::header::PROXY_AUTHORIZATION, value);
+            }
             let started = Instant::now();
             match send_on(&mut checkout.conn, request).await {
                 Ok(response) => return Ok((response, checkout.conn)),
@@ -284,7 +298,7 @@ fn origin_key(url: &Url) -> std::borrow::Cow<'_, str> {
 
 /// The request of `hop`: over HTTP/1.1 in origin-form with a `Host` header; over HTTP/2 with
 /// the authority in the URI (hyper sends it as `:authority`) and no `Host` (RFC 9113 §8.3.1).
-fn request(hop: &Hop, h2: bool) -> Result<Request<Full<Bytes>>, Failure> {
+fn request(hop: &Hop, h2: bool, absolute: bool) -> Result<Request<Full<Bytes>>, Failure> {
     let unusable = |e: &dyn std::fmt::Display| {
         Failure::new(ErrorKind::InvalidRequest, format!("URL {} is not usable: {e}", hop.url))
     };
@@ -298,9 +312,12 @@ fn request(hop: &Hop, h2: bool) -> Result<Request<Full<Bytes>>, Failure> {
             .map_err(|e| unusable(&e))?;
         (uri, headers)
     } else {
-        // hyper writes the URI as it is given: origin-form, the path and query.
+        // hyper writes the URI as it is given: origin-form, the path and query; for a proxy that
+        // forwards the request, absolute-form, the whole URL without its credentials.
+        let path = &hop.url[Position::BeforePath..Position::AfterQuery];
         let uri: Uri =
-            hop.url[Position::BeforePath..Position::AfterQuery].parse().map_err(|e| unusable(&e))?;
+            if absolute { format!("{}{path}", origin_key(&hop.url)).parse() } else { path.parse() }
+                .map_err(|e| unusable(&e))?;
         (uri, headers(hop))
     };
     let mut request = Request::new(Full::new(hop.body.clone().unwrap_or_default()));
