@@ -128,6 +128,12 @@ pub struct Run<'a> {
     noted: HashSet<u64>,
 }
 
+impl std::fmt::Debug for Run<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Run").field("job", &self.job).field("resumed", &self.resumed).finish_non_exhaustive()
+    }
+}
+
 impl<'a> Run<'a> {
     /// Opens the output as `job.start` says; for a file, writes its manifest.
     ///

@@ -101,8 +101,11 @@ impl Fetcher {
 
     /// A fetcher of `config`, already checked.
     fn from_checked(config: Config) -> Result<Fetcher, BuildError> {
-        let transport = transport::Transport::new(&config)?;
-        Ok(Fetcher { engine: Arc::new(Engine::new(config, transport)) })
+        // One map of default headers, shared by the machine's requests and known to the
+        // transport, which keeps them with `Host` added for the last origin.
+        let defaults = Arc::new(config.headers.clone());
+        let transport = transport::Transport::new(&config, defaults.clone())?;
+        Ok(Fetcher { engine: Arc::new(Engine::with_defaults(config, transport, defaults)) })
     }
 
     /// The configuration in use.

@@ -229,7 +229,7 @@ mod tests {
     #[test]
     fn proxies_that_cannot_work_are_refused_without_showing_credentials() {
         for (proxy, says) in
-            [("ftp://a:b@proxy.test", "scheme"), ("socks4://proxy.test", "SOCKS4"), ("http://", "host")]
+            [("ftp://a:b@proxy.test", "scheme"), ("socks4://proxy.test", "SOCKS4"), ("http://", "not a URL")]
         {
             let e = Proxies::all(proxy, None).expect_err(proxy).to_string();
             assert!(e.contains(says) && !e.contains("a:b"), "{proxy}: {e}");

@@ -111,17 +111,23 @@ impl SyncDue {
 }
 
 /// One batch of whole lines.
-struct Batch {
+struct LineBatch {
     bytes: Vec<u8>,
     records: u64,
 }
 
 /// The fetch side's handle on the writer.
 pub struct Sink {
-    batch: Batch,
-    tx: Option<mpsc::Sender<Batch>>,
+    batch: LineBatch,
+    tx: Option<mpsc::Sender<LineBatch>>,
     thread: Option<JoinHandle<Result<(), WriteError>>>,
     name: String,
+}
+
+impl std::fmt::Debug for Sink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sink").field("name", &self.name).finish_non_exhaustive()
+    }
 }
 
 enum Out {
@@ -162,7 +168,7 @@ impl Sink {
             .name("outofsync-writer".into())
             .spawn(move || write_batches(out, rx, &thread_name, fsync, &runtime))
             .map_err(|source| WriteError::Io { destination: name.clone(), source })?;
-        Ok(Sink { batch: Batch::new(), tx: Some(tx), thread: Some(thread), name })
+        Ok(Sink { batch: LineBatch::new(), tx: Some(tx), thread: Some(thread), name })
     }
 
     /// Adds a record; hands the batch over when it is full.
@@ -192,7 +198,7 @@ impl Sink {
         if self.batch.records == 0 {
             return Ok(());
         }
-        let batch = std::mem::replace(&mut self.batch, Batch::new());
+        let batch = std::mem::replace(&mut self.batch, LineBatch::new());
         match &self.tx {
             Some(tx) => tx.send(batch).await.map_err(|_| WriterGone),
             None => Err(WriterGone),
@@ -222,9 +228,9 @@ impl Sink {
     }
 }
 
-impl Batch {
+impl LineBatch {
     fn new() -> Self {
-        Batch { bytes: Vec::with_capacity(BATCH), records: 0 }
+        LineBatch { bytes: Vec::with_capacity(BATCH), records: 0 }
     }
 }
 
@@ -235,7 +241,7 @@ pub struct WriterGone;
 /// The writer thread: ends when the channel closes (the fetch side is done) or at the first error.
 fn write_batches(
     mut out: Out,
-    mut rx: mpsc::Receiver<Batch>,
+    mut rx: mpsc::Receiver<LineBatch>,
     name: &str,
     fsync: Fsync,
     runtime: &Handle,

@@ -3,7 +3,7 @@
 //! Why our own pool rather than hyper-util's client:
 //! - **Cost.** hyper-util's pooled client hashes its key with SipHash about 36 times a request,
 //!   races each checkout against a connect future and spawns a task per response to put the
-//!   connection back: about 7,000 of 60,000 instructions of a small request (`bench/profile.sh`).
+//!   connection back: a tenth of a small request's instructions (BENCHMARKS.md).
 //!   Here a request takes the newest idle connection of its origin, or opens one, and puts it
 //!   back itself once the body has been read to the end ([`Pool::put`]).
 //! - **HTTP/2 that stays healthy.** Its client sends every request of an origin over one
