@@ -285,6 +285,6 @@ Exit codes:
      fetches the rest
 A closed stdout pipe (| head) ends the run quietly with the code of the records written.";
 
-fn parse_method(s: &str) -> Result<http::Method, String> {
+fn parse_method(s: &str) -> Result<http::Method, outofsync::request::ParseError> {
     outofsync::request::parse_method(s)
 }

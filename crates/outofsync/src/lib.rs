@@ -32,4 +32,4 @@ pub mod stats;
 
 pub use engine::{BodyMode, BuildError, Config, Fetcher, FetcherBuilder, get_json};
 pub use record::{ErrorKind, Payload, Record, RecordError};
-pub use request::{Input, InvalidInput, RequestSpec};
+pub use request::{Input, InvalidInput, ParseError, RequestSpec};

@@ -12,6 +12,7 @@ use super::filter::JqFilter;
 use super::paginate::Paginate;
 pub use super::proxy::Proxies;
 pub use super::retry::RetryPolicy;
+use crate::request::ParseError;
 
 /// Why a fetcher could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -198,15 +199,15 @@ pub enum BodyMode {
 }
 
 impl std::str::FromStr for BodyMode {
-    type Err = String;
+    type Err = ParseError;
 
-    fn from_str(s: &str) -> Result<Self, String> {
+    fn from_str(s: &str) -> Result<Self, ParseError> {
         match s {
             "auto" => Ok(BodyMode::Auto),
             "json" => Ok(BodyMode::Json),
             "text" => Ok(BodyMode::Text),
             "none" => Ok(BodyMode::None),
-            other => Err(format!("unknown body mode {other:?} (use auto, json, text or none)")),
+            other => Err(ParseError(format!("unknown body mode {other:?} (use auto, json, text or none)"))),
         }
     }
 }
@@ -285,22 +286,22 @@ impl Rate {
 }
 
 impl FromStr for Rate {
-    type Err = String;
+    type Err = ParseError;
 
     /// `N/s`, `N/m`, `N/h` or plain `N` (per second).
-    fn from_str(s: &str) -> Result<Self, String> {
+    fn from_str(s: &str) -> Result<Self, ParseError> {
         let (count, unit) = s.split_once('/').unwrap_or((s, "s"));
         let count: u32 = count
             .trim()
             .parse()
             .ok()
             .filter(|&n| n > 0)
-            .ok_or_else(|| format!("rate {s:?}: the count must be a whole number above 0"))?;
+            .ok_or_else(|| ParseError(format!("rate {s:?}: the count must be a whole number above 0")))?;
         let per = match unit.trim() {
             "s" | "sec" | "second" => Duration::from_secs(1),
             "m" | "min" | "minute" => Duration::from_secs(60),
             "h" | "hour" => Duration::from_secs(3600),
-            other => return Err(format!("rate {s:?}: unknown unit {other:?} (use s, m or h)")),
+            other => return Err(ParseError(format!("rate {s:?}: unknown unit {other:?} (use s, m or h)"))),
         };
         Ok(Rate { count, per })
     }
@@ -330,10 +331,10 @@ pub struct Resolve {
 }
 
 impl FromStr for Resolve {
-    type Err = String;
+    type Err = ParseError;
 
-    fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("--resolve {s:?}: expected HOST:PORT:ADDR[,ADDR…]");
+    fn from_str(s: &str) -> Result<Self, ParseError> {
+        let bad = || ParseError(format!("--resolve {s:?}: expected HOST:PORT:ADDR[,ADDR…]"));
         let (host, rest) = s.split_once(':').ok_or_else(bad)?;
         let (port, addrs) = rest.split_once(':').ok_or_else(bad)?;
         let port = port.parse().map_err(|_| bad())?;
@@ -378,15 +379,15 @@ impl Default for StatusRanges {
 }
 
 impl FromStr for StatusRanges {
-    type Err = String;
+    type Err = ParseError;
 
-    fn from_str(s: &str) -> Result<Self, String> {
+    fn from_str(s: &str) -> Result<Self, ParseError> {
         let parse = |t: &str| {
             t.trim()
                 .parse::<u16>()
                 .ok()
                 .filter(|n| (100..600).contains(n))
-                .ok_or_else(|| format!("status {t:?} is not a number within 100..=599"))
+                .ok_or_else(|| ParseError(format!("status {t:?} is not a number within 100..=599")))
         };
         s.split(',')
             .map(|part| match part.split_once('-') {

@@ -55,14 +55,16 @@ impl std::fmt::Display for Fsync {
 }
 
 impl std::str::FromStr for Fsync {
-    type Err = String;
+    type Err = crate::request::ParseError;
 
-    fn from_str(s: &str) -> Result<Self, String> {
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "interval" => Ok(Fsync::Interval),
             "always" => Ok(Fsync::Always),
             "never" => Ok(Fsync::Never),
-            other => Err(format!("unknown fsync policy {other:?} (use interval, always or never)")),
+            other => Err(crate::request::ParseError(format!(
+                "unknown fsync policy {other:?} (use interval, always or never)"
+            ))),
         }
     }
 }
