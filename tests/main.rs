@@ -12,6 +12,7 @@ mod library;
 mod ordered;
 mod package;
 mod pipelines;
+mod proxies;
 mod real_servers;
 mod resilience;
 mod resume;

@@ -1,24 +1,24 @@
-//! `fetch`'s authentication flags (and `-u`) become the configuration's [`Auth`] provider: secrets
-//! read from the environment, every provider at most once per header, and the hosts they go to.
+//! `fetch`'s authentication flags (and `-u`) become the fetcher's [`Auth`] provider: secrets read
+//! from the environment, every header set by one flag at most, and the hosts they go to.
 
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
+use outofsync::FetcherBuilder;
 use outofsync::auth::{
     ApiKey, Auth, AuthHost, Basic, Bearer, ClientAuth, Combined, OAuth2, RefreshTokenFile,
 };
-use outofsync::engine::Config;
 
 use crate::cli::{AuthArgs, ClientAuthArg};
 
-/// Sets `config.auth` and `config.auth_hosts` from the flags; `user` is `-u`, `headers` the `-H`
+/// `builder` with the provider and the hosts of the flags; `user` is `-u`, `headers` the `-H`
 /// lines (a header given both ways is refused: which one would go is not obvious).
 pub fn configure(
-    config: &mut Config,
+    mut builder: FetcherBuilder,
     args: &AuthArgs,
     user: Option<&str>,
     headers: &[String],
-) -> anyhow::Result<()> {
+) -> anyhow::Result<FetcherBuilder> {
     let authorization = || "header authorization".to_owned();
     let mut parts: Vec<Part> = Vec::new();
     if let Some(user) = user {
@@ -59,24 +59,26 @@ pub fn configure(
         parts.push(Part::new("--oauth2-token-url", authorization(), oauth2(url, args)?));
     }
     refuse_overlaps(&parts, headers)?;
-    config.auth = match parts.len() {
-        0 => None,
-        1 => parts.pop().map(|part| part.auth),
-        _ => Some(Arc::new(Combined::new(parts.into_iter().map(|part| part.auth).collect())?)),
+    let auth: Arc<dyn Auth> = match parts.len() {
+        0 if args.auth_host.is_empty() => return Ok(builder),
+        0 => bail!(
+            "--auth-host names where credentials go, and none are given (--bearer-env, -u, --oauth2-token-url…)"
+        ),
+        1 => parts.remove(0).auth,
+        _ => Arc::new(Combined::new(parts.into_iter().map(|part| part.auth).collect())?),
     };
-    config.auth_hosts = args.auth_host.clone();
-    if config.auth_hosts.is_empty()
+    builder = builder.auth(auth);
+    let mut hosts = args.auth_host.clone();
+    if hosts.is_empty()
         && let Some(audience) = &args.oauth2_audience
         && let Some(host) = url::Url::parse(audience).ok().as_ref().and_then(AuthHost::of)
     {
-        config.auth_hosts.push(host);
+        hosts.push(host);
     }
-    if config.auth.is_none() && !args.auth_host.is_empty() {
-        bail!(
-            "--auth-host names where credentials go, and none are given (--bearer-env, -u, --oauth2-token-url…)"
-        );
+    for host in hosts {
+        builder = builder.auth_host(host);
     }
-    Ok(())
+    Ok(builder)
 }
 
 /// The OAuth2 provider of the `--oauth2-…` flags.

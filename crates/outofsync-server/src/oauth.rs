@@ -32,7 +32,7 @@ use hyper::body::Incoming;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use super::reply::{self, Outcome, Query, Refusal, Reply};
+use super::reply::{self, Answer, Query, Refusal, Reply};
 
 /// The client the token endpoint knows.
 pub const CLIENT_ID: &str = "outofsync-demo";
@@ -345,7 +345,7 @@ impl OAuth {
     }
 
     /// The answer to a protected request, unless its token was revoked while it ran.
-    pub fn release(&self, parts: &Parts, answer: Outcome) -> Outcome {
+    pub fn release(&self, parts: &Parts, answer: Answer) -> Answer {
         match self.check(parts, false) {
             Err(Refused::Revoked) => Ok(self.refusal(Refused::Revoked)),
             _ => answer,
@@ -363,7 +363,7 @@ impl Drop for InFlight<'_> {
 }
 
 /// `/oauth/{name}`.
-pub async fn endpoint(oauth: &OAuth, name: &str, parts: &Parts, body: Incoming) -> Outcome {
+pub async fn endpoint(oauth: &OAuth, name: &str, parts: &Parts, body: Incoming) -> Answer {
     match (name, &parts.method) {
         ("token", &Method::POST) => token(oauth, parts, body).await,
         ("introspect", &Method::POST) => introspect(oauth, body).await,
@@ -393,7 +393,7 @@ fn oauth_error(status: StatusCode, error: &str, description: &str) -> Reply {
 }
 
 /// `POST /oauth/token`.
-async fn token(oauth: &OAuth, parts: &Parts, body: Incoming) -> Outcome {
+async fn token(oauth: &OAuth, parts: &Parts, body: Incoming) -> Answer {
     let counts = &oauth.counts;
     counts.token_requests.fetch_add(1, Ordering::Relaxed);
     counts.token_in_flight.fetch_add(1, Ordering::Relaxed);
@@ -504,7 +504,7 @@ fn basic_client(encoded: &str) -> (String, Option<String>) {
 }
 
 /// `POST /oauth/introspect` (`token=…`): whether it is an access or refresh token valid now.
-async fn introspect(oauth: &OAuth, body: Incoming) -> Outcome {
+async fn introspect(oauth: &OAuth, body: Incoming) -> Answer {
     let form = form(body).await?;
     let token = form.get("token").map(String::as_str).unwrap_or_default();
     let inner = oauth.lock();
@@ -521,7 +521,7 @@ async fn introspect(oauth: &OAuth, body: Incoming) -> Outcome {
 
 /// `/oauth/control?expires_in=S&fail=none|invalid_client|unavailable&delay_ms=N&rotate=BOOL&revoke=access`:
 /// changes what is given, then shows the settings and the access tokens issued last.
-fn control(oauth: &OAuth, query: &Query) -> Outcome {
+fn control(oauth: &OAuth, query: &Query) -> Answer {
     let mut inner = oauth.lock();
     if let Some(s) = query.get::<u64>("expires_in")? {
         inner.settings.expires_in = s;

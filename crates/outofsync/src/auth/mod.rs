@@ -109,6 +109,32 @@ pub trait Auth: Send + Sync + fmt::Debug {
     fn describe(&self) -> String;
 }
 
+/// A shared provider is a provider: one may serve several fetchers.
+impl<A: Auth + ?Sized> Auth for Arc<A> {
+    fn credentials<'a>(
+        &'a self,
+        client: &'a dyn AuthClient,
+    ) -> AuthFuture<'a, Result<Credentials, AuthError>> {
+        (**self).credentials(client)
+    }
+
+    fn refreshes(&self) -> bool {
+        (**self).refreshes()
+    }
+
+    fn refresh<'a>(
+        &'a self,
+        refused: &'a Credentials,
+        client: &'a dyn AuthClient,
+    ) -> AuthFuture<'a, Result<Credentials, AuthError>> {
+        (**self).refresh(refused, client)
+    }
+
+    fn describe(&self) -> String {
+        (**self).describe()
+    }
+}
+
 /// What a provider sends its own requests with: the engine's transport (its TLS settings,
 /// `--resolve`, timeouts and connection pool), outside the run's limits, with transient failures
 /// (connect errors, timeouts, 429, 5xx) retried as requests are.

@@ -17,7 +17,7 @@ use url::Url;
 use super::config::Config;
 use super::exchange::{Exchange, Exchanged, Hop, Response, Wire};
 use super::failure::Failure;
-use super::retry::{Failed, retry_after};
+use super::retry::{RetryCause, retry_after};
 use crate::auth::{Auth, AuthClient, AuthError, AuthFuture, AuthHost, Credentials};
 use crate::record::ErrorKind;
 use crate::request::Input;
@@ -102,12 +102,12 @@ impl<T: Exchange> AuthClient for Via<'_, T> {
                     });
                 let failed = match &outcome {
                     Ok(Exchanged::Response(response)) if response.status.is_success() => None,
-                    Ok(Exchanged::Response(response)) => Some(Failed::Status {
+                    Ok(Exchanged::Response(response)) => Some(RetryCause::Status {
                         status: response.status.as_u16(),
                         retry_after: retry_after(&response.headers),
                     }),
                     Ok(Exchanged::Redirect { .. }) => None,
-                    Err(failure) => Some(Failed::Error(failure.kind)),
+                    Err(failure) => Some(RetryCause::Error(failure.kind)),
                 };
                 let left = deadline.saturating_duration_since(tokio::time::Instant::now());
                 // A token request is safe to send again: at worst the server issues two tokens.

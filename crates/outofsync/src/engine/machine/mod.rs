@@ -39,7 +39,7 @@ use url::Url;
 use super::config::{BodyMode, Config, KeepHeaders};
 use super::payload;
 use super::redirect;
-use super::retry::{self, Failed};
+use super::retry::{self, RetryCause};
 use crate::auth::Credentials;
 use crate::record::{Attempt, ErrorKind, Payload, Record, RecordError};
 use crate::request::{Input, RequestSpec};
@@ -380,11 +380,11 @@ impl<'c> Request<'c> {
                 return self.end(outcome, None, None);
             }
             Ok(Exchanged::Response(response)) if self.replays(response.status) => return self.replay(now),
-            Ok(Exchanged::Response(response)) => Failed::Status {
+            Ok(Exchanged::Response(response)) => RetryCause::Status {
                 status: response.status.as_u16(),
                 retry_after: retry::retry_after(&response.headers),
             },
-            Err(failure) => Failed::Error(failure.kind),
+            Err(failure) => RetryCause::Error(failure.kind),
         };
         let deadline = self.clock.map_or(now, |(_, deadline)| deadline);
         let left = deadline.saturating_duration_since(now);
@@ -392,15 +392,16 @@ impl<'c> Request<'c> {
             self.config.retry.decide(&self.hop.method, self.record.attempts - self.resends, failed, left);
         let cool_down = decision.cool_down.map(|wait| now + wait);
         let Some(wait) = decision.retry else {
-            let refused_again = self.auth.replayed && matches!(failed, Failed::Status { status: 401, .. });
+            let refused_again =
+                self.auth.replayed && matches!(failed, RetryCause::Status { status: 401, .. });
             let note = decision.note.or_else(|| {
                 refused_again.then(|| "the server refused the refreshed credentials too".to_owned())
             });
             return self.end(outcome, note, cool_down);
         };
         let (status, error) = match failed {
-            Failed::Status { status, .. } => (Some(status), None),
-            Failed::Error(kind) => (None, Some(kind)),
+            RetryCause::Status { status, .. } => (Some(status), None),
+            RetryCause::Error(kind) => (None, Some(kind)),
         };
         let elapsed =
             self.attempt_start.take().map_or(Duration::ZERO, |start| now.saturating_duration_since(start));
