@@ -497,3 +497,28 @@ fn a_resume_as_someone_else_is_refused_and_one_with_a_changed_password_is_not() 
     let manifest = std::fs::read_to_string(dir.path().join("out.jsonl.manifest.json")).unwrap();
     assert!(!manifest.contains("alice") && !manifest.contains("password"), "{manifest}");
 }
+
+#[test]
+fn a_resume_sends_credentials_to_the_inputs_first_host_not_to_the_first_one_left() {
+    let (a, b) = (server(), server());
+    let dir = tempfile::tempdir().unwrap();
+    let (input, out) = (dir.path().join("urls.txt"), dir.path().join("out.jsonl"));
+    std::fs::write(&input, format!("{}\n", a.url("/anything/first"))).unwrap();
+    let fetch = || {
+        let run = outofsync()
+            .env("TOKEN", "bearer-a11ce")
+            .args(["fetch", "-q", "--resume", "--bearer-env", "TOKEN", "-o"])
+            .arg(&out)
+            .arg(&input)
+            .output()
+            .unwrap();
+        assert_eq!(run.status.code(), Some(0), "{}", String::from_utf8_lossy(&run.stderr));
+    };
+    fetch();
+    // Lines added at the end: the resume fetches only the new one, on another host.
+    std::fs::write(&input, format!("{}\n{}\n", a.url("/anything/first"), b.url("/anything/second"))).unwrap();
+    fetch();
+    let records = records_in(&out);
+    assert_eq!(records[0]["json"]["headers"]["authorization"], "Bearer bearer-a11ce");
+    assert!(records[1]["json"]["headers"].get("authorization").is_none(), "{}", records[1]);
+}

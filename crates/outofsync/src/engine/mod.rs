@@ -204,6 +204,15 @@ impl Fetcher {
         }
     }
 
+    /// Shows the fetcher an input it may not fetch. Credentials with no host named go to the
+    /// first request's host; a caller that leaves inputs out before fetching them (a resume)
+    /// shows it each input first, so that the first is the input's, not the first one left.
+    pub fn note_input(&self, input: &Input) {
+        if let Some(auth) = &self.engine.auth {
+            auth.learn(input);
+        }
+    }
+
     /// Requests admitted at once in completion order; also the default reorder window.
     pub fn admission_slots(&self) -> usize {
         self.engine.config.concurrency.max(1).saturating_mul(ADMISSION_FACTOR)
