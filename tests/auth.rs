@@ -522,3 +522,48 @@ fn a_resume_sends_credentials_to_the_inputs_first_host_not_to_the_first_one_left
     assert_eq!(records[0]["json"]["headers"]["authorization"], "Bearer bearer-a11ce");
     assert!(records[1]["json"]["headers"].get("authorization").is_none(), "{}", records[1]);
 }
+
+/// `POST /oauth/token` with a form, as a client of the built-in server would.
+fn token_request(s: &Server, form: &[(&str, &str)]) -> (u16, Value) {
+    let mut response = http().post(s.url("/oauth/token")).send_form(form.iter().copied()).unwrap();
+    (response.status().as_u16(), response.body_mut().read_json().unwrap())
+}
+
+#[test]
+fn the_token_endpoint_rotates_refresh_tokens_and_takes_the_old_one_until_the_new_one_is_used() {
+    let s = server();
+    let client = [("client_id", CLIENT_ID), ("client_secret", CLIENT_SECRET)];
+    let (status, issued) =
+        token_request(&s, &[[("grant_type", "client_credentials")].as_slice(), &client].concat());
+    assert_eq!((status, &issued["token_type"], &issued["expires_in"]), (200, &"Bearer".into(), &3600.into()));
+    let (status, refused) =
+        token_request(&s, &[("grant_type", "client_credentials"), ("client_id", CLIENT_ID)]);
+    assert_eq!((status, &refused["error"]), (400, &"invalid_client".into()));
+
+    let mut grant = http().post(s.url("/oauth/refresh-token")).send_empty().unwrap();
+    let r0 = grant.body_mut().read_json::<Value>().unwrap()["refresh_token"].as_str().unwrap().to_owned();
+    let refresh =
+        |token: &str| token_request(&s, &[("grant_type", "refresh_token"), ("refresh_token", token)]);
+    let (_, first) = refresh(&r0);
+    let r1 = first["refresh_token"].as_str().unwrap().to_owned();
+    assert_ne!(r0, r1);
+    // The answer was lost: the old token still works, and replaces the unused new one.
+    let (status, again) = refresh(&r0);
+    let r1b = again["refresh_token"].as_str().unwrap().to_owned();
+    assert_eq!(status, 200);
+    assert_eq!(introspect(&s, &r1)["active"], false, "the unused one is dropped");
+    // Once the new access token is used, the old refresh token is done with.
+    let bearer = format!("Bearer {}", again["access_token"].as_str().unwrap());
+    let used = http().get(s.url("/protected/json")).header("Authorization", &bearer).call().unwrap();
+    assert_eq!(used.status(), 200);
+    assert_eq!(refresh(&r0).1["error"], "invalid_grant");
+    assert_eq!(refresh(&r1b).0, 200);
+    let missing = http().get(s.url("/protected/json")).call().unwrap();
+    assert_eq!(missing.status(), 401);
+    assert_eq!(missing.headers()["www-authenticate"], "Bearer realm=\"outofsync\"");
+    let oauth = oauth_stats(&s);
+    assert_eq!(
+        (&oauth["token_requests"], &oauth["refreshes"], &oauth["missing_token"]),
+        (&6.into(), &3.into(), &1.into())
+    );
+}
