@@ -237,8 +237,10 @@ impl<'a> Run<'a> {
         // once the run is stopped, is what was cancelled without a record.
         let (taken, mut ended) = (Arc::new(AtomicU64::new(0)), 0u64);
         let handed = taken.clone();
+        let shown = fetcher.clone();
         let todo = inputs
             .zip(stream::iter(0u64..))
+            .inspect(move |(input, _)| shown.note_input(input))
             .filter_map(move |(input, i)| {
                 let todo = still_to_do(&done, i, input, max_pages);
                 future::ready(todo.map(|(i, input)| (i, unsent_if_noted(&noted, paginated, i, input))))

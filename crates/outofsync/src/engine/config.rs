@@ -98,6 +98,11 @@ pub struct Config {
     /// Called right before a request whose method is not idempotent is sent for the first time.
     /// Default: none. See [`SendHook`].
     pub before_unsafe_send: Option<SendHook>,
+    /// What authenticates requests (see [`auth`](crate::auth)). Default: none.
+    pub auth: Option<std::sync::Arc<dyn crate::auth::Auth>>,
+    /// The hosts [`Config::auth`] sends credentials to. Default: none given, which means the host
+    /// and port of the first request.
+    pub auth_hosts: Vec<crate::auth::AuthHost>,
 }
 
 /// What [`Config::before_unsafe_send`] calls, with the request's input index (`record.i`), right
@@ -153,6 +158,8 @@ impl Default for Config {
             keep_headers: KeepHeaders::None,
             proxies: Proxies::none(),
             before_unsafe_send: None,
+            auth: None,
+            auth_hosts: Vec::new(),
         }
     }
 }

@@ -430,7 +430,18 @@ fn options(config: &Config, defaults: &LineDefaults) -> BTreeMap<String, String>
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
+    .chain(credentials(config))
     .collect()
+}
+
+/// Who the credentials say the client is (a user, a client id, a token endpoint), as a digest:
+/// a resume as someone else is refused, one with a rotated token or a changed password is not.
+/// Left out without credentials, so that manifests written before they existed still match.
+fn credentials(config: &Config) -> Option<(String, String)> {
+    let auth = config.auth.as_ref()?;
+    let hosts: Vec<String> = config.auth_hosts.iter().map(ToString::to_string).collect();
+    let identity = digest(&[auth.describe().as_bytes(), hosts.join(",").as_bytes()]);
+    Some(("the credentials (-u, --bearer-env, --oauth2-…, --auth-host)".to_owned(), identity))
 }
 
 /// Makes a rename durable: the directory entry is on disk only once the directory is synced.
