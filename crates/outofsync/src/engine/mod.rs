@@ -108,8 +108,11 @@ impl Fetcher {
     }
 
     /// Fetches one request; its record has `i = 0`.
-    pub async fn fetch(&self, spec: RequestSpec) -> Record {
-        self.engine.execute(0, spec.into()).await.record
+    ///
+    /// Takes anything that is an [`Input`]: a [`RequestSpec`], or a URL, whose record is an
+    /// `invalid_request` failure when it does not parse (as in [`Fetcher::fetch_all`]).
+    pub async fn fetch(&self, input: impl Into<Input>) -> Record {
+        self.engine.execute(0, input.into()).await.record
     }
 
     /// Fetches every input of `inputs`, at most `concurrency` at a time, and yields one record per

@@ -71,6 +71,9 @@ pub enum InputIdentity {
     },
     /// Standard input: nothing to compare.
     Stdin,
+    /// Inputs a program handed to the library one by one (the Python module's
+    /// `stream(inputs, output=…)`): nothing to compare either, so a resume takes the caller's word.
+    Program,
 }
 
 impl InputIdentity {
@@ -108,6 +111,7 @@ impl InputIdentity {
             InputIdentity::File { path, .. } => path.display().to_string(),
             InputIdentity::Url { url } => url.clone(),
             InputIdentity::Stdin => "stdin".into(),
+            InputIdentity::Program => "the inputs a program handed over".into(),
         }
     }
 
@@ -117,6 +121,10 @@ impl InputIdentity {
             (InputIdentity::Stdin, InputIdentity::Stdin) => {
                 Some("the input is stdin, which cannot be compared with the first run's".into())
             }
+            (InputIdentity::Program, InputIdentity::Program) => Some(
+                "the inputs were handed over by a program, which cannot be compared with the first run's"
+                    .into(),
+            ),
             (
                 InputIdentity::File { path, size, modified_ns, sample_sha256, content_sha256 },
                 InputIdentity::File {
@@ -295,6 +303,16 @@ impl Manifest {
     pub fn new(sources: &[Source], config: &Config, defaults: &LineDefaults) -> io::Result<Self> {
         let inputs = sources.iter().map(InputIdentity::of).collect::<io::Result<_>>()?;
         Ok(Manifest { version: VERSION, inputs, options: options(config, defaults) })
+    }
+
+    /// The manifest of a run whose inputs a program hands over one by one rather than reads from
+    /// sources (the Python module): one [`InputIdentity::Program`], and the options of `config`.
+    pub fn for_program(config: &Config) -> Self {
+        Manifest {
+            version: VERSION,
+            inputs: vec![InputIdentity::Program],
+            options: options(config, &LineDefaults::default()),
+        }
     }
 
     /// Where the manifest of `output` lives.
