@@ -114,8 +114,20 @@ fn seconds(name: &str, value: &Bound<'_, PyAny>) -> PyResult<Duration> {
         .ok_or_else(|| value_error(name, format!("{secs} s: give a number of seconds above 0")))
 }
 
-fn parsed<T: std::str::FromStr<Err = String>>(name: &str, value: &Bound<'_, PyAny>) -> PyResult<T> {
-    string(name, value)?.parse().map_err(|e: String| value_error(name, e))
+fn parsed<T>(name: &str, value: &Bound<'_, PyAny>) -> PyResult<T>
+where
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    parsed_str(name, &string(name, value)?)
+}
+
+fn parsed_str<T>(name: &str, text: &str) -> PyResult<T>
+where
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    text.parse().map_err(|e: T::Err| value_error(name, e))
 }
 
 /// A fetcher of `options` (see [`FETCHER_OPTIONS`]), from `builder`'s settings.
@@ -181,9 +193,9 @@ pub fn fetcher(options: &Bound<'_, PyDict>, mut builder: FetcherBuilder) -> PyRe
             "resolve" => {
                 let entries: Vec<String> =
                     value.extract().map_err(|_| type_error(name, "a list of \"HOST:PORT:ADDR\"", value))?;
-                entries.iter().try_fold(builder, |b, entry| {
-                    Ok::<_, PyErr>(b.resolve(entry.parse().map_err(|e: String| value_error(name, e))?))
-                })?
+                entries
+                    .iter()
+                    .try_fold(builder, |b, entry| Ok::<_, PyErr>(b.resolve(parsed_str(name, entry)?)))?
             }
             "paginate" => builder.paginate(parsed::<Paginate>(name, value)?),
             "max_pages" => builder.max_pages(int(name, value)?),
