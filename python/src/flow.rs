@@ -20,7 +20,7 @@ use outofsync::output::{Destination, Done, Journal, Manifest, Sink};
 use outofsync::pipeline::still_to_do;
 use outofsync::{Fetcher, Record};
 use pyo3::prelude::*;
-use pyo3::types::{PyList, PyTuple};
+use pyo3::types::PyList;
 use tokio::runtime::Handle;
 
 use crate::hub::{Hub, Outcome};
@@ -239,15 +239,7 @@ fn to_python(py: Python<'_>, batch: Result<Batch, PyFailure>) -> PyResult<Py<PyA
     for r in batch.records {
         records.append(Py::new(py, record::Record::new(r))?)?;
     }
-    let tuple = PyTuple::new(
-        py,
-        [
-            records.into_any(),
-            batch.want_input.into_pyobject(py)?.to_owned().into_any(),
-            batch.ended.into_pyobject(py)?.to_owned().into_any(),
-        ],
-    )?;
-    Ok(tuple.into_any().unbind())
+    Ok((records, batch.want_input, batch.ended).into_pyobject(py)?.into_any().unbind())
 }
 
 #[pymethods]

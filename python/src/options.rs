@@ -17,7 +17,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 
 /// The options of a fetcher (`Session(...)`, and `stream(...)` beside the run options).
-pub const FETCHER_OPTIONS: [&str; 29] = [
+pub const FETCHER_OPTIONS: [&str; 28] = [
     "concurrency",
     "per_host",
     "rate",
@@ -46,7 +46,6 @@ pub const FETCHER_OPTIONS: [&str; 29] = [
     "paginate",
     "max_pages",
     "user_agent",
-    "json_bodies",
 ];
 
 /// The options of a run (`stream`, `fetch_all`, `fetch_batch`).
@@ -158,9 +157,6 @@ pub fn fetcher(options: &Bound<'_, PyDict>, mut builder: FetcherBuilder) -> PyRe
             "max_redirects" => builder.max_redirects(int(name, value)?),
             "https_only" => builder.https_only(boolean(name, value)?),
             "body" => builder.body(parsed::<BodyMode>(name, value)?),
-            "json_bodies" => {
-                builder.body(if boolean(name, value)? { BodyMode::Json } else { BodyMode::Auto })
-            }
             "headers" => {
                 let dict =
                     value.cast::<PyDict>().map_err(|_| type_error(name, "a dict of str to str", value))?;

@@ -33,11 +33,22 @@ async def until_idle(server, host: str, at_least: int) -> None:
     pytest.fail(f"requests still in flight on the server: {seen}")
 
 
+async def until_in_flight(server, host: str, n: int) -> None:
+    """Waits (10 s at most) until the server has `n` requests from `host` in flight."""
+    key = f"{host}:{server.port}"
+    for _ in range(200):
+        seen = server.stats()["by_host"].get(key, {"in_flight": 0})
+        if seen["in_flight"] >= n:
+            return
+        await asyncio.sleep(0.05)
+    pytest.fail(f"fewer than {n} requests in flight on the server: {seen}")
+
+
 async def test_wait_for_cancels_a_run_and_its_requests_in_flight(server):
     host = unique_host()
     urls = [server.url(f"/delay/20000?n={n}", host=host) for n in range(10)]
     with pytest.raises(TimeoutError):
-        await asyncio.wait_for(outofsync.fetch_all(urls, resolve=server.resolve(host)), 0.5)
+        await asyncio.wait_for(outofsync.fetch_all(urls, resolve=server.resolve(host)), 2)
     await until_idle(server, host, at_least=10)
 
 
@@ -45,7 +56,7 @@ async def test_cancelling_a_session_call_aborts_its_request(server):
     host = unique_host()
     async with outofsync.Session(resolve=server.resolve(host)) as session:
         calls = [asyncio.create_task(session.get(server.url(f"/delay/20000?n={n}", host=host))) for n in range(5)]
-        await asyncio.sleep(0.5)
+        await until_in_flight(server, host, 5)
         for call in calls:
             call.cancel()
         await asyncio.gather(*calls, return_exceptions=True)
@@ -59,7 +70,7 @@ async def test_leaving_a_stream_early_aborts_its_producer(server):
     urls = [server.url("/json", host=host)] + [server.url(f"/delay/20000?n={n}", host=host) for n in range(8)]
     async for rec in outofsync.stream(urls, resolve=server.resolve(host), ordered=False):
         assert rec.ok
-        await asyncio.sleep(0.3)  # the slow requests are all under way
+        await until_in_flight(server, host, 8)  # the slow requests are all under way
         break  # the stream is dropped here: its requests in flight are cancelled
     await until_idle(server, host, at_least=8)
     host = unique_host()
