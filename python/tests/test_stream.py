@@ -180,3 +180,23 @@ async def test_json_takes_another_parser_and_to_json_is_the_record_line(server):
     assert line["i"] == 0 and line["ok"] is True and line["json"]["id"] == 3
     assert rec.to_dict() == line
     assert "status=200" in repr(rec)
+
+
+async def test_an_endless_generator_is_read_only_as_fast_as_records_are(server):
+    pulled = 0
+
+    def endless():
+        nonlocal pulled
+        while True:
+            pulled += 1
+            yield server.url(f"/json?id={pulled}")
+
+    n = 0
+    async for rec in outofsync.stream(endless(), concurrency=4):
+        assert rec.ok
+        n += 1
+        if n == 300:
+            break
+    # Ahead of the records read: the feed (64 inputs here), the requests the engine admits
+    # (4 × concurrency) and their records, and one batch. An endless input is fine.
+    assert 300 <= pulled <= 300 + 64 + 16 + 16 + 64, pulled
