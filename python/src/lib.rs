@@ -4,18 +4,18 @@
 //! ([`outofsync::Fetcher`]), its limits, retries, cooldowns and jq filters, and the journal
 //! ([`outofsync::output`]) are the command line's. What lives here is the bridge:
 //!
-//! - [`runtime`]: the tokio runtime the engine runs on — made on first use, shut down at
+//! - `runtime`: the tokio runtime the engine runs on — made on first use, shut down at
 //!   interpreter exit, forgotten (never touched again) in the child of a `fork`.
-//! - [`hub`]: how finished work reaches an asyncio event loop. Tokio threads never take the GIL:
+//! - `hub`: how finished work reaches an asyncio event loop. Tokio threads never take the GIL:
 //!   they queue results and write one byte to a pipe that the loop watches, and the loop's thread
 //!   collects every queued result in one call.
-//! - [`options`]: keyword arguments to a [`outofsync::FetcherBuilder`] and run options.
-//! - [`inputs`]: URLs, request dicts and `Request` objects to [`outofsync::Input`]s, and the
+//! - `options`: keyword arguments to a [`outofsync::FetcherBuilder`] and run options.
+//! - `inputs`: URLs, request dicts and `Request` objects to [`outofsync::Input`]s, and the
 //!   bounded feed that hands them to the engine.
-//! - [`flow`]: one run — inputs in, records out in batches bounded by bytes, the journal written
+//! - `flow`: one run — inputs in, records out in batches bounded by bytes, the journal written
 //!   on the way.
-//! - [`record`]: the `Record` and `Error` classes.
-//! - [`client`]: `Client`, a configured fetcher: one request, a run, or a blocking run.
+//! - `record`: the `Record` and `Error` classes.
+//! - `client`: `Client`, a configured fetcher: one request, a run, or a blocking run.
 //!
 //! The asyncio API itself (`stream`, `fetch_all`, `Session`, `fetch_batch`) is Python, in
 //! `python/outofsync/__init__.py`, over these few classes.
