@@ -529,6 +529,20 @@ mod tests {
     }
 
     #[test]
+    fn a_programs_inputs_need_the_callers_word_and_its_options_still_count() {
+        let then = Manifest::for_program(&Config::default());
+        let err = Manifest::for_program(&Config::default()).check(&then, false).unwrap_err().to_string();
+        assert!(err.contains("handed over by a program"), "{err}");
+        Manifest::for_program(&Config::default()).check(&then, true).unwrap();
+        let other = Manifest::for_program(&Config { max_body: 10, ..Config::default() });
+        let err = other.check(&then, true).unwrap_err().to_string();
+        assert!(err.contains("--max-body is 10"), "{err}");
+        let stdin = Manifest::new(&[Source::Stdin], &Config::default(), &LineDefaults::default()).unwrap();
+        let err = then.check(&stdin, false).unwrap_err().to_string();
+        assert!(err.contains("was stdin"), "{err}");
+    }
+
+    #[test]
     fn changed_options_are_named_and_stdin_needs_the_users_word() {
         let stdin = [Source::Stdin];
         let then = Manifest::new(&stdin, &Config::default(), &LineDefaults::default()).unwrap();
