@@ -312,7 +312,10 @@ impl<'a> Run<'a> {
 
 /// What is left to do of input `i`: nothing if the output records it, the rest of its walk if a
 /// paginated walk was cut off (from the page after the last one recorded), else all of it.
-fn still_to_do(done: &Done, i: u64, input: Input, max_pages: u32) -> Option<(u64, Input)> {
+///
+/// Public for the fronts that feed inputs of their own to a resumed output (the Python module):
+/// they skip what a [`Journal`] records exactly as a run of `outofsync fetch` does.
+pub fn still_to_do(done: &Done, i: u64, input: Input, max_pages: u32) -> Option<(u64, Input)> {
     if done.contains(i) {
         return None;
     }

@@ -115,8 +115,11 @@ impl Fetcher {
     }
 
     /// Fetches one request; its record has `i = 0`.
-    pub async fn fetch(&self, spec: RequestSpec) -> Record {
-        let input = spec.into();
+    ///
+    /// Takes anything that is an [`Input`]: a [`RequestSpec`], or a URL, whose record is an
+    /// `invalid_request` failure when it does not parse (as in [`Fetcher::fetch_all`]).
+    pub async fn fetch(&self, input: impl Into<Input>) -> Record {
+        let input = input.into();
         if let Some(auth) = &self.engine.auth {
             auth.learn(&input);
         }

@@ -76,6 +76,9 @@ pub enum InputIdentity {
     },
     /// Standard input: nothing to compare.
     Stdin,
+    /// Inputs a program handed to the library one by one (the Python module's
+    /// `stream(inputs, output=…)`): nothing to compare either, so a resume takes the caller's word.
+    Program,
 }
 
 impl InputIdentity {
@@ -113,6 +116,7 @@ impl InputIdentity {
             InputIdentity::File { path, .. } => path.display().to_string(),
             InputIdentity::Url { url } => url.clone(),
             InputIdentity::Stdin => "stdin".into(),
+            InputIdentity::Program => "the inputs a program handed over".into(),
         }
     }
 
@@ -122,6 +126,10 @@ impl InputIdentity {
             (InputIdentity::Stdin, InputIdentity::Stdin) => {
                 Some("the input is stdin, which cannot be compared with the first run's".into())
             }
+            (InputIdentity::Program, InputIdentity::Program) => Some(
+                "the inputs were handed over by a program, which cannot be compared with the first run's"
+                    .into(),
+            ),
             (
                 InputIdentity::File { path, size, modified_ns, sample_xxh3, content_xxh3 },
                 InputIdentity::File {
@@ -300,6 +308,16 @@ impl Manifest {
     pub fn new(sources: &[Source], config: &Config, defaults: &LineDefaults) -> io::Result<Self> {
         let inputs = sources.iter().map(InputIdentity::of).collect::<io::Result<_>>()?;
         Ok(Manifest { version: VERSION, inputs, options: options(config, defaults) })
+    }
+
+    /// The manifest of a run whose inputs a program hands over one by one rather than reads from
+    /// sources (the Python module): one [`InputIdentity::Program`], and the options of `config`.
+    pub fn for_program(config: &Config) -> Self {
+        Manifest {
+            version: VERSION,
+            inputs: vec![InputIdentity::Program],
+            options: options(config, &LineDefaults::default()),
+        }
     }
 
     /// Where the manifest of `output` lives.
@@ -524,6 +542,20 @@ mod tests {
         manifest(&input).check(&old, false).expect("untouched");
         touch(&input, 2_000_000);
         assert!(refused("a\nb\n", &old).contains("has no digest of all of it"));
+    }
+
+    #[test]
+    fn a_programs_inputs_need_the_callers_word_and_its_options_still_count() {
+        let then = Manifest::for_program(&Config::default());
+        let err = Manifest::for_program(&Config::default()).check(&then, false).unwrap_err().to_string();
+        assert!(err.contains("handed over by a program"), "{err}");
+        Manifest::for_program(&Config::default()).check(&then, true).unwrap();
+        let other = Manifest::for_program(&Config { max_body: 10, ..Config::default() });
+        let err = other.check(&then, true).unwrap_err().to_string();
+        assert!(err.contains("--max-body is 10"), "{err}");
+        let stdin = Manifest::new(&[Source::Stdin], &Config::default(), &LineDefaults::default()).unwrap();
+        let err = then.check(&stdin, false).unwrap_err().to_string();
+        assert!(err.contains("was stdin"), "{err}");
     }
 
     #[test]
