@@ -5,6 +5,7 @@
 mod support;
 
 mod adaptive;
+mod auth;
 mod fetch;
 mod hostile;
 mod lab;
@@ -12,6 +13,7 @@ mod library;
 mod ordered;
 mod package;
 mod pipelines;
+mod proxies;
 mod real_servers;
 mod resilience;
 mod resume;

@@ -6,18 +6,22 @@
 //! placeholder instead: `/bytes/{count}`). Turning these structs into configurations happens in
 //! `commands`.
 
+mod auth;
 mod demo;
 mod fetch;
 mod lab;
 mod serve;
+mod values;
 
 use clap::{Parser, Subcommand};
 
+pub use auth::{AuthArgs, ClientAuthArg};
 pub use demo::DemoArgs;
 pub use fetch::{FetchArgs, InputFormat};
 
 pub use lab::{LabArgs, LabWorkerArgs};
 pub use serve::ServeArgs;
+pub use values::{HumanDuration, Size};
 
 /// Fetch data from HTTP APIs asynchronously, fast, and without losing anything.
 #[derive(Parser, Debug)]

@@ -19,7 +19,7 @@ use serde_json::json;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use super::reply::{self, Outcome, Query, bad_request};
+use super::reply::{self, Answer, Query, bad_request};
 use super::schedule::Schedule;
 use super::truth::{Counted, Truth};
 
@@ -96,7 +96,7 @@ impl Drop for Worker {
 }
 
 /// `GET /capacity`; see the module documentation.
-pub async fn capacity(pools: &Pools, truth: &Arc<Truth>, query: &Query<'_>) -> Outcome {
+pub async fn capacity(pools: &Pools, truth: &Arc<Truth>, query: &Query<'_>) -> Answer {
     let c = reply::capped("c", query.get::<usize>("c")?.unwrap_or(8), MAX_WORKERS)?.max(1);
     let ms = reply::capped("ms", query.get::<u64>("ms")?.unwrap_or(50), MAX_MS)?;
     let share = |name: &str| -> Result<f64, reply::Refusal> {

@@ -16,13 +16,14 @@
 //! // The server stops when `server` is dropped.
 //! ```
 
-#![deny(missing_docs)]
+#![deny(missing_docs, missing_debug_implementations)]
 
 mod body;
 mod capacity;
 mod echo;
 mod encoding;
 mod json;
+mod oauth;
 mod random;
 mod ratelimit;
 mod redirect;
@@ -49,6 +50,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 pub use encoding::{Coding, compress};
+pub use oauth::{CLIENT_ID as OAUTH_CLIENT_ID, CLIENT_SECRET as OAUTH_CLIENT_SECRET};
 use router::State;
 
 /// How the built-in server is set up.
@@ -112,6 +114,12 @@ pub struct Server {
     addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server").field("addr", &self.addr).finish_non_exhaustive()
+    }
 }
 
 impl Server {

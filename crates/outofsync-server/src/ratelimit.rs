@@ -24,7 +24,7 @@ use http::header::{HeaderName, HeaderValue, RETRY_AFTER};
 use serde_json::json;
 use tokio::time::Instant;
 
-use super::reply::{self, Outcome, Query, bad_request};
+use super::reply::{self, Answer, Query, bad_request};
 use super::schedule::Schedule;
 use super::truth::{Counted, Truth};
 
@@ -85,7 +85,7 @@ struct Decision {
 }
 
 /// `GET /ratelimit`; see the module documentation.
-pub async fn ratelimit(limiters: &Limiters, truth: &Arc<Truth>, query: &Query<'_>) -> Outcome {
+pub async fn ratelimit(limiters: &Limiters, truth: &Arc<Truth>, query: &Query<'_>) -> Answer {
     let rps = query.get::<f64>("rps")?.unwrap_or(10.0);
     if !(rps > 0.0 && rps <= 1e6) {
         return Err(bad_request("rps must be within (0, 1000000]"));

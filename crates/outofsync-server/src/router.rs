@@ -10,36 +10,39 @@ use hyper::body::Incoming;
 use super::capacity::{self, Pools};
 use super::encoding::{self, Coding, Compressed};
 use super::json::{self, Documents};
+use super::oauth::OAuth;
 use super::ratelimit::{self, Limiters};
-use super::reply::{self, Outcome, Query, Refusal, Reply};
-use super::stats::Stats;
+use super::reply::{self, Answer, Query, Refusal, Reply};
+use super::stats::ServerStats;
 use super::status::{self, Failures};
 use super::truth::Truth;
-use super::{echo, random, redirect, timing};
+use super::{echo, oauth, random, redirect, timing};
 
 /// What the endpoints share for the life of a server.
 pub(crate) struct State {
     pub seed: u64,
-    pub stats: Arc<Stats>,
+    pub stats: Arc<ServerStats>,
     pub docs: Documents,
     pub failures: Failures,
     pub compressed: Compressed,
     pub limiters: Limiters,
     pub pools: Pools,
     pub truth: Arc<Truth>,
+    pub oauth: OAuth,
 }
 
 impl State {
     pub fn new(seed: u64) -> Self {
         Self {
             seed,
-            stats: Arc::new(Stats::new()),
+            stats: Arc::new(ServerStats::new()),
             docs: Documents::default(),
             failures: Failures::new(seed),
             compressed: Compressed::new(),
             limiters: Limiters::default(),
             pools: Pools::new(seed),
             truth: Arc::new(Truth::default()),
+            oauth: OAuth::new(seed),
         }
     }
 }
@@ -65,7 +68,7 @@ pub(crate) async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<
     Ok(Response::from_parts(head, body.with_guard(Some(guard))))
 }
 
-async fn route(state: &State, parts: &http::request::Parts, body: Incoming, host: &str) -> Outcome {
+async fn route(state: &State, parts: &http::request::Parts, body: Incoming, host: &str) -> Answer {
     let path = parts.uri.path();
     let query = Query::parse(parts.uri.query());
     let mut segments = path.strip_prefix('/').unwrap_or(path).splitn(2, '/');
@@ -73,6 +76,12 @@ async fn route(state: &State, parts: &http::request::Parts, body: Incoming, host
 
     if first == "anything" {
         return echo::anything(parts, body).await;
+    }
+    if let ("oauth", Some(name)) = (first, rest) {
+        return oauth::endpoint(&state.oauth, name, parts, body).await;
+    }
+    if first == "protected" {
+        return protected(state, parts, body, host, rest.unwrap_or("")).await;
     }
     // Any method may be slow (as httpbin's): a POST in flight is what `--at-most-once` is about.
     if let ("delay", Some(ms)) = (first, rest) {
@@ -122,18 +131,47 @@ async fn route(state: &State, parts: &http::request::Parts, body: Incoming, host
     }
 }
 
+/// `ANY /protected/{endpoint}`: the endpoint, for a request with a valid bearer token.
+async fn protected(
+    state: &State,
+    parts: &http::request::Parts,
+    body: Incoming,
+    host: &str,
+    inner: &str,
+) -> Answer {
+    if let Some(refusal) = state.oauth.refuse(parts) {
+        return Ok(refusal);
+    }
+    let mut unwrapped = parts.clone();
+    let path = match parts.uri.query() {
+        Some(query) => format!("/{inner}?{query}"),
+        None => format!("/{inner}"),
+    };
+    let mut uri = parts.uri.clone().into_parts();
+    uri.path_and_query = Some(path.parse().map_err(|_| reply::bad_request("a bad path"))?);
+    unwrapped.uri = http::Uri::from_parts(uri).map_err(|_| reply::bad_request("a bad path"))?;
+    let answer = Box::pin(route(state, &unwrapped, body, host)).await;
+    state.oauth.release(parts, answer)
+}
+
 fn stats(state: &State, method: &Method, path: &str, query: Option<&str>) -> Reply {
     let query = Query::parse(query);
+    let document = |state: &State| {
+        let mut doc = state.stats.to_json();
+        doc["oauth"] = state.oauth.to_json();
+        doc
+    };
     match (path, method) {
         ("/stats", &Method::GET | &Method::HEAD) => match query.str("key") {
             // The server-side truth of the hidden-capacity endpoints of one key, per second.
             Some(key) => reply::json(StatusCode::OK, &state.truth.to_json(key)),
-            None => reply::json(StatusCode::OK, &state.stats.to_json()),
+            None => reply::json(StatusCode::OK, &document(state)),
         },
         ("/stats/reset", &Method::POST) => {
             state.stats.reset();
+            state.oauth.reset();
             state.truth.reset();
-            reply::json(StatusCode::OK, &state.stats.to_json())
+            reply::json(StatusCode::OK, &document(state))
         }
         _ => {
             let allowed = if path == "/stats" { "GET, HEAD" } else { "POST" };

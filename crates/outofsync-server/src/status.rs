@@ -8,7 +8,7 @@ use http::StatusCode;
 use serde_json::json;
 
 use super::body::Body;
-use super::reply::{self, Outcome, Query, Reply};
+use super::reply::{self, Answer, Query, Reply};
 
 /// How many distinct `/flaky/{k}?key=` counters are kept; past it they all start again from zero.
 pub const MAX_FLAKY_KEYS: usize = 100_000;
@@ -27,7 +27,7 @@ impl Failures {
 }
 
 /// `GET /status/{code}`: that status, with `{"status": code, "reason": …}`.
-pub fn status(code: &str) -> Outcome {
+pub fn status(code: &str) -> Answer {
     let code = reply::segment::<u16>("status code", code)?;
     let status = StatusCode::from_u16(code)
         .ok()
@@ -46,7 +46,7 @@ fn unavailable(detail: serde_json::Value) -> Reply {
 }
 
 /// `GET /flaky/{k}?key=K`: 503 for the first `k` requests with key `K`, then 200.
-pub fn flaky_key(failures: &Failures, k: &str, query: &Query) -> Outcome {
+pub fn flaky_key(failures: &Failures, k: &str, query: &Query) -> Answer {
     let k = reply::segment::<u32>("k", k)?;
     let key = query.str("key").unwrap_or_default().to_owned();
     let attempt = {
@@ -63,7 +63,7 @@ pub fn flaky_key(failures: &Failures, k: &str, query: &Query) -> Outcome {
 }
 
 /// `GET /flaky?p=P`: 503 with probability `P` (from the server's seeded generator), else 200.
-pub fn flaky_random(failures: &Failures, query: &Query) -> Outcome {
+pub fn flaky_random(failures: &Failures, query: &Query) -> Answer {
     let p = query.get::<f64>("p")?.unwrap_or(0.5);
     if !(0.0..=1.0).contains(&p) {
         return Err(reply::bad_request("p must be within 0..=1"));

@@ -6,6 +6,7 @@
 //! # Layout
 //!
 //! - [`request`]: what goes in — [`RequestSpec`], invalid input, and the readers of files and stdin.
+//! - [`auth`]: credentials — bearer tokens, API keys, Basic, OAuth2 — and where they may go.
 //! - [`engine`]: [`Fetcher`], which turns inputs into records under limits, retries and timeouts.
 //! - [`record`]: [`Record`] and [`ErrorKind`], and the record's JSON line.
 //! - [`output`]: the writer of JSON lines and the resume journal; [`stats`]: counts and the summary.
@@ -21,8 +22,9 @@
 //! it, `outofsync-server` is the built-in JSON API (the demo, the tests, the lab and the
 //! benchmarks talk to it), `outofsync-lab` measures async against threads, and `outofsync-cli`
 //! is the `outofsync` command, a thin crate over the three.
-#![deny(missing_docs)]
+#![deny(missing_docs, missing_debug_implementations)]
 
+pub mod auth;
 pub mod engine;
 pub mod output;
 pub mod pipeline;
@@ -32,4 +34,4 @@ pub mod stats;
 
 pub use engine::{BodyMode, BuildError, Config, Fetcher, FetcherBuilder, get_json};
 pub use record::{ErrorKind, Payload, Record, RecordError};
-pub use request::{Input, InvalidInput, RequestSpec};
+pub use request::{Input, InvalidInput, ParseError, RequestSpec};

@@ -18,11 +18,12 @@ use std::time::Instant;
 
 use futures_util::{FutureExt, StreamExt, future, stream};
 
+use crate::engine::machine::Walk;
 use crate::engine::{Fetcher, Order, RunOptions, Shutdown, is_idempotent};
 use crate::output::{
     Destination, Done, Fsync, Journal, Manifest, OpenError, Resumed, SentLog, Sink, Start, WriteError,
 };
-use crate::record::{ErrorKind, Record, RecordError};
+use crate::record::{ErrorKind, RecordError};
 use crate::request::{Input, InvalidInput, LineDefaults, Reader, Source, reader};
 use crate::stats::{Counters, Stats, Summary};
 
@@ -128,6 +129,12 @@ pub struct Run<'a> {
     noted: HashSet<u64>,
 }
 
+impl std::fmt::Debug for Run<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Run").field("job", &self.job).field("resumed", &self.resumed).finish_non_exhaustive()
+    }
+}
+
 impl<'a> Run<'a> {
     /// Opens the output as `job.start` says; for a file, writes its manifest.
     ///
@@ -230,8 +237,10 @@ impl<'a> Run<'a> {
         // once the run is stopped, is what was cancelled without a record.
         let (taken, mut ended) = (Arc::new(AtomicU64::new(0)), 0u64);
         let handed = taken.clone();
+        let shown = fetcher.clone();
         let todo = inputs
             .zip(stream::iter(0u64..))
+            .inspect(move |(input, _)| shown.note_input(input))
             .filter_map(move |(input, i)| {
                 let todo = still_to_do(&done, i, input, max_pages);
                 future::ready(todo.map(|(i, input)| (i, unsent_if_noted(&noted, paginated, i, input))))
@@ -269,10 +278,10 @@ impl<'a> Run<'a> {
                 }
             };
             stats.observe(&record);
-            if cut_by_max_pages(&record, max_pages) {
+            if Walk::cut_at(&record, max_pages) {
                 stats.walk_cut();
             }
-            ended += u64::from(ends_its_input(&record, max_pages));
+            ended += u64::from(Walk::ends_with(&record, max_pages));
             counters.count(&record);
             if sink.push(&record).await.is_err() {
                 break;
@@ -309,24 +318,12 @@ fn notable_hosts(fetcher: &Fetcher) -> Vec<crate::engine::HostReport> {
     hosts
 }
 
-/// Whether `record` is the last page of a walk that `--max-pages` ended: it names a next page,
-/// and the walk stops before a page number the limit does not allow (see `Engine::walk`).
-fn cut_by_max_pages(record: &Record, max_pages: u32) -> bool {
-    record.ok && record.next.is_some() && record.page.is_some_and(|page| page.saturating_add(1) >= max_pages)
-}
-
-/// Whether `record` is the last its input makes: the only one, or the page its walk ends on (no
-/// next page, or the next one is beyond `--max-pages`; see `Engine::walk`).
-fn ends_its_input(record: &Record, max_pages: u32) -> bool {
-    match record.page {
-        None => true,
-        Some(page) => record.next.is_none() || page.saturating_add(1) >= max_pages,
-    }
-}
-
 /// What is left to do of input `i`: nothing if the output records it, the rest of its walk if a
 /// paginated walk was cut off (from the page after the last one recorded), else all of it.
-fn still_to_do(done: &Done, i: u64, input: Input, max_pages: u32) -> Option<(u64, Input)> {
+///
+/// Public for the fronts that feed inputs of their own to a resumed output (the Python module):
+/// they skip what a [`Journal`] records exactly as a run of `outofsync fetch` does.
+pub fn still_to_do(done: &Done, i: u64, input: Input, max_pages: u32) -> Option<(u64, Input)> {
     if done.contains(i) {
         return None;
     }

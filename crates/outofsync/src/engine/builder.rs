@@ -215,6 +215,12 @@ impl FetcherBuilder {
         self
     }
 
+    /// Which proxy each request goes through. Default: none.
+    pub fn proxies(mut self, proxies: super::Proxies) -> Self {
+        self.config.proxies = proxies;
+        self
+    }
+
     /// Called right before a non-idempotent request is first sent (see [`SendHook`]).
     /// Default: none.
     pub fn before_unsafe_send(mut self, hook: SendHook) -> Self {
@@ -240,6 +246,20 @@ impl FetcherBuilder {
     /// path. Default: none.
     pub fn budget(mut self, budget: Budget) -> Self {
         self.config.budgets.push(budget);
+        self
+    }
+
+    /// What authenticates requests: fixed credentials, OAuth2 tokens, or a provider of one's own
+    /// (see [`auth`](crate::auth)). Default: none.
+    pub fn auth(mut self, provider: impl crate::auth::Auth + 'static) -> Self {
+        self.config.auth = Some(std::sync::Arc::new(provider));
+        self
+    }
+
+    /// Sends the credentials of [`FetcherBuilder::auth`] to `host` too (repeatable). Default: none
+    /// given, which means only to the host and port of the first request.
+    pub fn auth_host(mut self, host: crate::auth::AuthHost) -> Self {
+        self.config.auth_hosts.push(host);
         self
     }
 
@@ -282,6 +302,9 @@ fn check(config: &Config) -> Result<(), BuildError> {
     }
     if config.budgets.iter().any(|b| b.rates.is_empty()) {
         return invalid("a budget (--rate) needs at least one rate");
+    }
+    if config.auth.is_none() && !config.auth_hosts.is_empty() {
+        return invalid("--auth-host names where credentials go, and none are given");
     }
     let keeps_json = matches!(config.body, BodyMode::Auto | BodyMode::Json);
     if config.filter.is_some() && !keeps_json {

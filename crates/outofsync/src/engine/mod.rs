@@ -12,6 +12,7 @@
 //! and a [`Shutdown`] handle; the `drive` module holds both loops.
 
 mod adaptive;
+mod authorize;
 mod budget;
 mod builder;
 mod config;
@@ -26,6 +27,7 @@ pub mod machine;
 mod paginate;
 mod payload;
 mod pool;
+mod proxy;
 mod quota;
 mod rate;
 mod redirect;
@@ -35,6 +37,7 @@ mod shutdown;
 mod tls;
 mod trace;
 mod transport;
+mod tunnel;
 mod validate;
 
 use std::sync::Arc;
@@ -45,13 +48,14 @@ pub use adaptive::{AdaptiveConfig, AdaptiveMode, ControllerLog, Cuts, HostReport
 pub use budget::{Budget, Scope};
 pub use builder::FetcherBuilder;
 pub use config::{
-    BodyMode, BuildError, Config, HttpVersion, KeepHeaders, Rate, Resolve, RetryPolicy, SendHook,
+    BodyMode, BuildError, Config, HttpVersion, KeepHeaders, Proxies, Rate, Resolve, RetryPolicy, SendHook,
     StatusRanges, default_headers,
 };
 pub use drive::{Order, RunOptions};
 pub use filter::{FilterError, JqFilter};
 pub use paginate::Paginate;
 pub use payload::classify as classify_body;
+pub use proxy::ProxyError;
 pub use retry::{RETRYABLE_STATUSES, is_idempotent};
 pub use shutdown::Shutdown;
 
@@ -103,8 +107,11 @@ impl Fetcher {
 
     /// A fetcher of `config`, already checked.
     fn from_checked(config: Config) -> Result<Fetcher, BuildError> {
-        let transport = transport::Transport::new(&config)?;
-        Ok(Fetcher { engine: Arc::new(Engine::new(config, transport)) })
+        // One map of default headers, shared by the machine's requests and known to the
+        // transport, which keeps them with `Host` added for the last origin.
+        let defaults = Arc::new(config.headers.clone());
+        let transport = transport::Transport::new(&config, defaults.clone())?;
+        Ok(Fetcher { engine: Arc::new(Engine::with_defaults(config, transport, defaults)) })
     }
 
     /// The configuration in use.
@@ -113,8 +120,15 @@ impl Fetcher {
     }
 
     /// Fetches one request; its record has `i = 0`.
-    pub async fn fetch(&self, spec: RequestSpec) -> Record {
-        self.engine.execute(0, spec.into()).await.record
+    ///
+    /// Takes anything that is an [`Input`]: a [`RequestSpec`], or a URL, whose record is an
+    /// `invalid_request` failure when it does not parse (as in [`Fetcher::fetch_all`]).
+    pub async fn fetch(&self, input: impl Into<Input>) -> Record {
+        let input = input.into();
+        if let Some(auth) = &self.engine.auth {
+            auth.learn(&input);
+        }
+        self.engine.execute(0, input).await.record
     }
 
     /// Fetches every input of `inputs`, at most `concurrency` at a time, and yields one record per
@@ -177,6 +191,16 @@ impl Fetcher {
         I: Into<Input> + Send + 'static,
     {
         let engine = self.engine.clone();
+        // The credentials' host, when none is given, is the first request's: learnt here, where
+        // inputs are read one by one in order, before any runs.
+        let learner = engine.clone();
+        let inputs = inputs.map(move |(i, input)| {
+            let input: Input = input.into();
+            if let Some(auth) = &learner.auth {
+                auth.learn(&input);
+            }
+            (i, input)
+        });
         match options.order {
             Order::Completion => {
                 let slots = self.admission_slots();
@@ -193,6 +217,15 @@ impl Fetcher {
     /// What `outofsync fetch` shows on its progress line and in its summary.
     pub fn host_reports(&self) -> Vec<HostReport> {
         self.engine.limits.reports()
+    }
+
+    /// Shows the fetcher an input it may not fetch. Credentials with no host named go to the
+    /// first request's host; a caller that leaves inputs out before fetching them (a resume)
+    /// shows it each input first, so that the first is the input's, not the first one left.
+    pub fn note_input(&self, input: &Input) {
+        if let Some(auth) = &self.engine.auth {
+            auth.learn(input);
+        }
     }
 
     /// Requests admitted at once in completion order; also the default reorder window.
