@@ -11,7 +11,8 @@ BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 ROOT_DIR=$(cd "$BENCH_DIR/.." && pwd)
 TOOLS="$BENCH_DIR/.tools"
 RESULTS="$BENCH_DIR/results"
-OUTOFSYNC="${CARGO_TARGET_DIR:-$ROOT_DIR/target}/release/outofsync"
+# OUTOFSYNC_BIN runs a binary already built (no release build first).
+OUTOFSYNC="${OUTOFSYNC_BIN:-${CARGO_TARGET_DIR:-$ROOT_DIR/target}/release/outofsync}"
 OHA="$TOOLS/bin/oha"
 OHA_VERSION=1.16.0
 VENV="$TOOLS/venv"
@@ -94,6 +95,7 @@ ensure_python_clients() {
 }
 
 build_outofsync() {
+  [[ -n ${OUTOFSYNC_BIN:-} ]] && return 0
   log "building outofsync (cargo build --release)"
   (cd "$ROOT_DIR" && cargo build --release --quiet)
 }

@@ -22,9 +22,11 @@
 //! own mutex, which is held for a few arithmetic steps and never across an `.await`.
 
 mod gate;
+mod knobs;
 mod log;
 mod meter;
 mod rate;
+mod report;
 mod signal;
 mod window;
 
@@ -33,299 +35,21 @@ mod models;
 #[cfg(test)]
 mod tests;
 
-use std::fmt;
-use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde::Serialize;
 use tokio::time::Instant;
 
+pub use knobs::{AdaptiveConfig, AdaptiveMode};
 pub use log::ControllerLog;
+pub use report::{Cuts, HostReport};
 pub(crate) use signal::{Answer, Signal, classify};
 
 use gate::{Pace, PaceSlot, WindowGate, WindowPermit};
 use meter::Meter;
 use rate::{Accepted, Cut, RateCtl};
 use window::{Change, WindowCtl};
-
-/// The knobs of `--adaptive` (`--adaptive-opt k=v,…`), each with its default.
-///
-/// # Examples
-///
-/// ```
-/// use outofsync::engine::AdaptiveConfig;
-///
-/// let knobs: AdaptiveConfig = "init=8,tol=0.3".parse()?;
-/// assert_eq!((knobs.init, knobs.tol, knobs.beta_r), (8.0, 0.3, 0.9));
-/// # Ok::<(), String>(())
-/// ```
-#[derive(Clone, Debug, PartialEq)]
-pub struct AdaptiveConfig {
-    /// What drives the window: [`AdaptiveMode::Gradient`] (latency against a probed baseline,
-    /// with a learned rate) or [`AdaptiveMode::Window`] (a plain AIMD window, for comparison).
-    /// Default: gradient.
-    pub mode: AdaptiveMode,
-    /// The window each host starts with. Default: 4.
-    pub init: f64,
-    /// Latency tolerated over the baseline: the window settles where p50 = (1 + tol) × base.
-    /// Default: 0.5.
-    pub tol: f64,
-    /// The exponent of each window step (1 is undamped). Default: 0.5.
-    pub gain: f64,
-    /// The window's cut on overload, once per epoch. Default: 0.8.
-    pub beta_w: f64,
-    /// The rate's cut on throttling, once per epoch (0.95 once the rate has converged). Default: 0.9.
-    pub beta_r: f64,
-    /// The time the rate takes to grow back to where it was cut (CUBIC's K) before it has
-    /// converged. Default: 2 s.
-    pub k: Duration,
-    /// The time between latency probes (±15 %). Default: 30 s.
-    pub probe: Duration,
-    /// A `Retry-After` above this pauses the whole host; a shorter one delays only its request.
-    /// Default: 2 s.
-    pub pause: Duration,
-    /// The lowest rate, per second. Default: 0.2.
-    pub min_rate: f64,
-    /// The burst the learned pace allows, in seconds of its rate (at least one request).
-    /// Default: 100 ms.
-    pub burst: Duration,
-}
-
-/// What drives a host's window under `--adaptive`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum AdaptiveMode {
-    /// Latency against a probed baseline for the window, throttling for a learned rate.
-    #[default]
-    Gradient,
-    /// A plain AIMD window: +1 per interval, ×0.9 on any throttle or overload; no learned rate.
-    Window,
-}
-
-impl Default for AdaptiveConfig {
-    fn default() -> Self {
-        Self {
-            mode: AdaptiveMode::Gradient,
-            init: 4.0,
-            tol: 0.5,
-            gain: 0.5,
-            beta_w: 0.8,
-            beta_r: 0.9,
-            k: Duration::from_secs(2),
-            probe: Duration::from_secs(30),
-            pause: Duration::from_secs(2),
-            min_rate: 0.2,
-            burst: Duration::from_millis(100),
-        }
-    }
-}
-
-impl AdaptiveConfig {
-    /// The knobs `--adaptive-opt` takes, with their defaults, as `--help` shows them.
-    pub const HELP: &'static str = "mode=gradient (or window: plain AIMD), init=4, tol=0.5, gain=0.5, \
-        beta_w=0.8, beta_r=0.9, k=2s, probe=30s, pause=2s, min_rate=0.2, burst=100ms";
-
-    /// Sets the knob `key` from its text.
-    ///
-    /// # Errors
-    /// An unknown knob, or a value that does not parse or is out of range.
-    pub fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
-        let number = || -> Result<f64, String> {
-            value
-                .trim()
-                .parse::<f64>()
-                .ok()
-                .filter(|v| v.is_finite())
-                .ok_or_else(|| format!("{key}={value}: not a number"))
-        };
-        let duration = || humantime::parse_duration(value.trim()).map_err(|e| format!("{key}={value}: {e}"));
-        match key.trim() {
-            "mode" => {
-                self.mode = match value.trim() {
-                    "gradient" => AdaptiveMode::Gradient,
-                    "window" | "aimd" => AdaptiveMode::Window,
-                    other => return Err(format!("mode={other}: use gradient or window")),
-                }
-            }
-            "init" => self.init = number()?,
-            "tol" => self.tol = number()?,
-            "gain" => self.gain = number()?,
-            "beta_w" => self.beta_w = number()?,
-            "beta_r" => self.beta_r = number()?,
-            "k" => self.k = duration()?,
-            "probe" => self.probe = duration()?,
-            "pause" => self.pause = duration()?,
-            "min_rate" => self.min_rate = number()?,
-            "burst" => self.burst = duration()?,
-            other => return Err(format!("unknown --adaptive-opt {other:?} (known: {})", Self::HELP)),
-        }
-        self.check()
-    }
-
-    /// Checks every knob's range.
-    ///
-    /// # Errors
-    /// The first knob out of range, named.
-    pub fn check(&self) -> Result<(), String> {
-        let within = |name: &str, v: f64, lo: f64, hi: f64| {
-            if (lo..=hi).contains(&v) {
-                Ok(())
-            } else {
-                Err(format!("--adaptive-opt {name}={v} is outside {lo}..={hi}"))
-            }
-        };
-        within("init", self.init, 1.0, 1e6)?;
-        within("tol", self.tol, 0.0, 10.0)?;
-        within("gain", self.gain, 0.01, 1.0)?;
-        within("beta_w", self.beta_w, 0.1, 0.99)?;
-        within("beta_r", self.beta_r, 0.1, 0.99)?;
-        within("min_rate", self.min_rate, 0.001, 1e6)?;
-        for (name, d) in [("k", self.k), ("probe", self.probe)] {
-            if d.is_zero() {
-                return Err(format!("--adaptive-opt {name} must be longer than 0"));
-            }
-        }
-        Ok(())
-    }
-}
-
-impl FromStr for AdaptiveConfig {
-    type Err = String;
-
-    /// `k=v,k=v`, applied to the defaults.
-    fn from_str(s: &str) -> Result<Self, String> {
-        let mut knobs = AdaptiveConfig::default();
-        for pair in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let (key, value) =
-                pair.split_once('=').ok_or_else(|| format!("--adaptive-opt {pair:?}: expected KEY=VALUE"))?;
-            knobs.set(key, value)?;
-        }
-        Ok(knobs)
-    }
-}
-
-impl fmt::Display for AdaptiveConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let d = |d: Duration| humantime::format_duration(d).to_string();
-        let mode = match self.mode {
-            AdaptiveMode::Gradient => "gradient",
-            AdaptiveMode::Window => "window",
-        };
-        write!(
-            f,
-            "mode={mode},init={},tol={},gain={},beta_w={},beta_r={},k={},probe={},pause={},min_rate={},burst={}",
-            self.init,
-            self.tol,
-            self.gain,
-            self.beta_w,
-            self.beta_r,
-            d(self.k),
-            d(self.probe),
-            d(self.pause),
-            self.min_rate,
-            d(self.burst)
-        )
-    }
-}
-
-/// One host as its controllers see it: a row of the summary, of `--summary-json`'s `hosts`, and
-/// of the progress line.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
-pub struct HostReport {
-    /// The origin: `scheme://host:port`.
-    pub host: String,
-    /// The window W (in flight at once), under `--adaptive`.
-    pub window: Option<f64>,
-    /// Its ceiling: `--per-host`, or `-c`.
-    pub window_max: Option<usize>,
-    /// The pace R in requests per second, once the host has throttled (or declared a rate).
-    pub rate: Option<f64>,
-    /// The rate has been measured twice alike: probes are now rare and gentle.
-    pub converged: bool,
-    /// Requests in flight now.
-    pub in_flight: usize,
-    /// Attempts answered (or failed) so far.
-    pub attempts: u64,
-    /// Of which accepted (2xx, 3xx, 4xx other than 408 and 429).
-    pub accepted: u64,
-    /// Of which answered 429.
-    pub throttled: u64,
-    /// `throttled` as a share of `attempts`, in percent.
-    pub throttled_pct: f64,
-    /// Of which overloaded (5xx, timeouts, refused or reset connections).
-    pub overloaded: u64,
-    /// How often each cause cut W or R.
-    pub cuts: Cuts,
-    /// The latest interval's median latency, in ms (`--adaptive`).
-    pub p50_ms: Option<f64>,
-    /// The baseline latency from the probes, in ms (`--adaptive`).
-    pub base_ms: Option<f64>,
-    /// Accepted answers per second over the last second.
-    pub goodput: f64,
-    /// The host is paused (a long `Retry-After`, a spent quota) for this many more seconds.
-    pub paused_s: Option<f64>,
-}
-
-/// Cuts of a host's controllers, by cause.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct Cuts {
-    /// W stepped down because latency rose over its target.
-    pub latency: u64,
-    /// W cut for overload or a timeout.
-    pub error: u64,
-    /// R cut for throttling.
-    pub throttle: u64,
-    /// The host paused (a `Retry-After` over the pause threshold, or a spent quota).
-    pub pause: u64,
-}
-
-impl HostReport {
-    /// Whether there is anything to say about the host beyond its counts: it was throttled,
-    /// paused or paced, or its window moved.
-    pub fn is_notable(&self) -> bool {
-        self.window.is_some() || self.rate.is_some() || self.throttled > 0 || self.cuts.pause > 0
-    }
-
-    /// The host in one short line, as the progress line shows it:
-    /// `http://api.x.io  w 24/256  r 48.6/s  429 0.3%  p50 120ms (base 80ms)  converged`.
-    pub fn brief(&self) -> String {
-        let mut line = self.host.clone();
-        if let Some(w) = self.window {
-            line += &format!("  w {w:.0}/{}", self.window_max.unwrap_or(0));
-        }
-        if let Some(r) = self.rate {
-            line += &format!("  r {r:.1}/s");
-        }
-        if self.throttled > 0 {
-            line += &format!("  429 {:.1}%", self.throttled_pct);
-        }
-        if let Some(p50) = self.p50_ms {
-            line += &format!("  p50 {p50:.0}ms");
-            if let Some(base) = self.base_ms {
-                line += &format!(" (base {base:.0}ms)");
-            }
-        }
-        if self.converged {
-            line += "  converged";
-        }
-        if let Some(s) = self.paused_s {
-            line += &format!("  paused {s:.0}s");
-        }
-        line
-    }
-
-    /// The cuts by cause, for the summary: `2 throttle, 1 latency` (empty when none).
-    pub fn cut_causes(&self) -> String {
-        let Cuts { latency, error, throttle, pause } = self.cuts;
-        [(throttle, "throttle"), (pause, "pause"), (latency, "latency"), (error, "error")]
-            .iter()
-            .filter(|(n, _)| *n > 0)
-            .map(|(n, what)| format!("{n} {what}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
-}
 
 /// What every host's controllers share: the knobs, the ceilings, the log and the clock's origin.
 #[derive(Debug)]
