@@ -15,3 +15,4 @@ mod real_servers;
 mod resilience;
 mod resume;
 mod server;
+mod shard;

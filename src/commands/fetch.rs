@@ -44,11 +44,17 @@ pub fn run(args: FetchArgs) -> anyhow::Result<ExitCode> {
     }
     let runtime = super::runtime(args.threads.into())?;
     let (quiet, grace, progress) = (args.quiet, args.grace, shows_progress(&args));
+    let metrics =
+        args.metrics.map(|addr| (addr, std::sync::Arc::new(outofsync::metrics::Metrics::default())));
+    job.metrics = metrics.as_ref().map(|(_, m)| m.clone());
     // The run is spawned onto the runtime rather than driven by `block_on` on this thread: its
     // aggregator then lives on a worker, and handing it each record is not a cross-thread
     // wake-up of the main thread.
     let result = runtime.block_on(async move {
         tokio::spawn(async move {
+            if let Some((addr, metrics)) = metrics {
+                crate::metrics::serve(addr, metrics).await?;
+            }
             let fetcher = Fetcher::builder().config(config).build()?;
             let run = pipeline::Run::open(&fetcher, job).await?;
             if let (Some(resumed), false) = (run.resumed(), quiet) {
@@ -90,7 +96,7 @@ fn destination(output: Option<&Path>) -> Destination {
     }
 }
 
-fn job(args: &FetchArgs, output: Destination) -> anyhow::Result<Job> {
+pub(crate) fn job(args: &FetchArgs, output: Destination) -> anyhow::Result<Job> {
     let sources = if args.inputs.is_empty() {
         vec![Source::Stdin]
     } else {
@@ -113,6 +119,7 @@ fn job(args: &FetchArgs, output: Destination) -> anyhow::Result<Job> {
         start,
         fsync: args.fsync,
         ordered: args.ordered.then_some(window),
+        shard: args.shard,
         ..Job::new(sources, output)
     })
 }
@@ -142,7 +149,7 @@ fn describe_resume(resumed: &Resumed) -> String {
     text + "; fetching the rest"
 }
 
-fn config(args: &FetchArgs) -> anyhow::Result<Config> {
+pub(crate) fn config(args: &FetchArgs) -> anyhow::Result<Config> {
     let mut config = Config {
         concurrency: args.concurrency,
         per_host: args.per_host,

@@ -90,6 +90,9 @@ pub struct Config {
     /// Called right before a request whose method is not idempotent is sent for the first time.
     /// Default: none. See [`SendHook`].
     pub before_unsafe_send: Option<SendHook>,
+    /// Limits shared with other processes — per-host turns and cooldowns held for a whole
+    /// fleet of workers (see [`FleetLimits`](super::FleetLimits)). Default: none.
+    pub shared_limits: Option<super::shared::SharedLimits>,
 }
 
 /// What [`Config::before_unsafe_send`] calls, with the request's input index (`record.i`), right
@@ -144,6 +147,7 @@ impl Default for Config {
             max_pages: 1000,
             keep_headers: KeepHeaders::None,
             before_unsafe_send: None,
+            shared_limits: None,
         }
     }
 }

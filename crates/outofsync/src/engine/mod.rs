@@ -28,6 +28,7 @@ mod rate;
 mod redirect;
 mod retry;
 mod run;
+mod shared;
 mod shutdown;
 mod tls;
 mod trace;
@@ -48,6 +49,7 @@ pub use filter::{FilterError, JqFilter};
 pub use paginate::Paginate;
 pub use payload::classify as classify_body;
 pub use retry::{RETRYABLE_STATUSES, is_idempotent};
+pub use shared::{FleetLimits, FleetTurn, SharedLimits};
 pub use shutdown::Shutdown;
 
 use crate::record::Record;
