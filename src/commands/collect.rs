@@ -29,6 +29,10 @@ pub fn run(args: CollectArgs) -> anyhow::Result<ExitCode> {
         };
         let collected = outofsync_queue::collect(&queue, &job, options).await?;
         report(&collected, quiet);
+        if !quiet {
+            let trips = queue.connections().round_trips.load(std::sync::atomic::Ordering::Relaxed);
+            eprintln!("  {trips} Redis round trips");
+        }
         anyhow::Ok(exit_code(&collected, &signals))
     });
     runtime.shutdown_background();

@@ -104,9 +104,10 @@ pub fn run(args: SubmitArgs) -> anyhow::Result<ExitCode> {
         }
         if !quiet {
             let again = if submitted.added < submitted.total { " (the rest were there already)" } else { "" };
+            let trips = queue.connections().round_trips.load(std::sync::atomic::Ordering::Relaxed);
             eprintln!(
-                "outofsync: job {}: {} inputs submitted{again}; start workers with \
-                 `outofsync worker --redis URL --job {}`",
+                "outofsync: job {}: {} inputs submitted{again} in {trips} Redis round trips; start workers \
+                 with `outofsync worker --redis URL --job {}`",
                 args.job, submitted.total, args.job
             );
         }

@@ -48,9 +48,10 @@ pub fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
                 let report = work_on(Arc::new(queue), &info, &args, &consumer, &metrics, &shutdown).await?;
                 add(&mut total, &report);
                 if !quiet {
+                    let trips = conn.round_trips.load(std::sync::atomic::Ordering::Relaxed);
                     eprintln!(
                         "outofsync: worker {consumer}: job {}: {} records published, {} taken over from stopped \
-                         workers, {} poison, {} finished elsewhere first",
+                         workers, {} poison, {} finished elsewhere first; {trips} Redis round trips",
                         info.name, report.published, report.reclaimed, report.poisoned, report.duplicates
                     );
                 }

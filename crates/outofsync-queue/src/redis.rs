@@ -8,6 +8,8 @@
 //! up every command behind them on a shared connection, and one for everything else, where
 //! commands from many tasks are pipelined on one socket.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -39,6 +41,9 @@ pub struct Connections {
     pub block: ConnectionManager,
     /// The server's version, as `INFO` gives it.
     pub version: String,
+    /// Round trips made by the queue through these connections (a script or a pipeline is
+    /// one), for the benchmark's cost per request.
+    pub round_trips: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for RedisQueue {
@@ -87,7 +92,7 @@ impl Connections {
                 OLDEST.0, OLDEST.1
             )));
         }
-        Ok(Connections { cmd, block, version })
+        Ok(Connections { cmd, block, version, round_trips: Arc::default() })
     }
 
     /// The jobs on this server, oldest first.
@@ -95,6 +100,7 @@ impl Connections {
     /// # Errors
     /// The server cannot be reached.
     pub async fn jobs(&self) -> Result<Vec<String>> {
+        self.round_trips.fetch_add(1, Ordering::Relaxed);
         let mut con = self.cmd.clone();
         Ok(cmd("ZRANGE").arg(JOBS).arg(0).arg(-1).query_async(&mut con).await?)
     }
@@ -122,8 +128,16 @@ impl RedisQueue {
         &self.conn
     }
 
+    /// The connection for one round trip (counted).
     fn con(&self) -> ConnectionManager {
+        self.conn.round_trips.fetch_add(1, Ordering::Relaxed);
         self.conn.cmd.clone()
+    }
+
+    /// The blocking connection for one round trip (counted).
+    fn blocking(&self) -> ConnectionManager {
+        self.conn.round_trips.fetch_add(1, Ordering::Relaxed);
+        self.conn.block.clone()
     }
 }
 
@@ -205,7 +219,7 @@ impl Queue for RedisQueue {
     }
 
     async fn take(&self, consumer: &str, max: usize, block: Duration) -> Result<Vec<Delivery>> {
-        let mut con = self.conn.block.clone();
+        let mut con = self.blocking();
         let reply: Value = cmd("XREADGROUP")
             .arg("GROUP")
             .arg(GROUP)
@@ -289,7 +303,7 @@ impl Queue for RedisQueue {
     }
 
     async fn results(&self, after: &EntryId, max: usize, block: Duration) -> Result<Vec<Published>> {
-        let mut con = self.conn.block.clone();
+        let mut con = self.blocking();
         let reply: Value = cmd("XREAD")
             .arg("COUNT")
             .arg(max.max(1))

@@ -100,6 +100,7 @@ pub async fn work<Q: Queue>(
         tx,
         consumer: options.consumer.clone(),
         max_deliveries: job.spec.max_deliveries,
+        capacity,
         metrics: options.metrics.clone(),
         taking: taking.clone(),
         failure: failure.clone(),
@@ -179,6 +180,8 @@ struct Feeder<Q> {
     tx: mpsc::Sender<(u64, Input)>,
     consumer: String,
     max_deliveries: u64,
+    /// Tasks held at once, at most.
+    capacity: usize,
     metrics: Arc<Metrics>,
     taking: CancellationToken,
     failure: Arc<Mutex<Option<crate::queue::QueueError>>>,
@@ -192,6 +195,7 @@ impl<Q> Clone for Feeder<Q> {
             tx: self.tx.clone(),
             consumer: self.consumer.clone(),
             max_deliveries: self.max_deliveries,
+            capacity: self.capacity,
             metrics: self.metrics.clone(),
             taking: self.taking.clone(),
             failure: self.failure.clone(),
@@ -209,7 +213,9 @@ impl<Q: Queue> Feeder<Q> {
             };
             permit.forget();
             let mut room = 1;
-            while room < TAKE_MAX && self.held.room.try_acquire().map(|p| p.forget()).is_ok() {
+            while room < TAKE_MAX.min(self.capacity)
+                && self.held.room.try_acquire().map(|p| p.forget()).is_ok()
+            {
                 room += 1;
             }
             let taken = tokio::select! {
@@ -248,27 +254,25 @@ impl<Q: Queue> Feeder<Q> {
                 () = self.taking.cancelled() => return,
                 () = tokio::time::sleep(pause) => {}
             }
-            let mut room = 0;
-            while room < TAKE_MAX && self.held.room.try_acquire().map(|p| p.forget()).is_ok() {
-                room += 1;
-            }
-            if room == 0 {
-                continue;
-            }
-            let reclaimed = match self.queue.reclaim(&self.consumer, lease, room).await {
+            let reclaimed = match self.queue.reclaim(&self.consumer, lease, TAKE_MAX.min(self.capacity)).await
+            {
                 Ok(reclaimed) => reclaimed,
-                Err(e) if e.is_transient() => {
-                    self.held.room.add_permits(room);
-                    continue;
-                }
+                Err(e) if e.is_transient() => continue,
                 Err(e) => return self.fail(e),
             };
-            self.held.room.add_permits(room.saturating_sub(reclaimed.len()));
-            let n = reclaimed.len() as u64;
-            self.metrics.reclaims.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
-            if n > 0 {
-                tracing::info!("took over {n} tasks from workers that stopped");
+            if reclaimed.is_empty() {
+                continue;
             }
+            let n = reclaimed.len();
+            self.metrics.reclaims.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+            tracing::info!("took over {n} tasks from workers that stopped");
+            // Room for them: the semaphore is fair, so the room the taker gives back after its
+            // next read comes here first, and reclaims are not starved by new tasks.
+            let room = tokio::select! {
+                () = self.taking.cancelled() => return,
+                room = self.held.room.acquire_many(n as u32) => room.expect("never closed"),
+            };
+            room.forget();
             for delivery in reclaimed {
                 if !self.hand_over(delivery).await {
                     return;
