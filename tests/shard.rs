@@ -56,3 +56,40 @@ fn a_resume_with_another_shard_is_refused_and_changes_nothing() {
     outofsync().args(["fetch", "-q", "--shard", "0/2", "--resume", "-o", out_arg, in_arg]).assert().success();
     assert_eq!(records_in(&out).len(), 5);
 }
+
+#[test]
+fn fetch_serves_its_metrics_in_prometheus_text_while_it_runs() {
+    let s = server();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.txt");
+    std::fs::write(&input, (0..20).map(|_| s.url("/delay/200") + "\n").collect::<String>()).unwrap();
+    let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
+    let out = dir.path().join("out.jsonl");
+    let child = crate::support::spawn(&[
+        "fetch",
+        "-q",
+        "-c",
+        "2",
+        "--metrics",
+        &addr,
+        "-o",
+        out.to_str().unwrap(),
+        input.to_str().unwrap(),
+    ]);
+    let start = std::time::Instant::now();
+    let text = loop {
+        if let Ok(mut response) = crate::support::http().get(&format!("http://{addr}/metrics")).call() {
+            let text = response.body_mut().read_to_string().unwrap();
+            if text.contains("outofsync_records_total{ok=\"true\"} 2") {
+                break text;
+            }
+        }
+        assert!(start.elapsed() < std::time::Duration::from_secs(30), "no metrics");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert!(text.lines().any(|l| l == "# TYPE outofsync_request_duration_seconds histogram"), "{text}");
+    let in_flight = text.lines().find_map(|l| l.strip_prefix("outofsync_in_flight ")).unwrap();
+    assert!(in_flight.parse::<u64>().unwrap() > 0, "requests are in flight: {text}");
+    let (code, err) = crate::support::finish(child, std::time::Duration::from_secs(60));
+    assert_eq!(code, Some(0), "{err}");
+}

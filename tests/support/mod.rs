@@ -7,6 +7,7 @@ pub mod faultproxy;
 pub mod hostile;
 pub mod nginx;
 pub mod real;
+pub mod redis;
 pub mod tls;
 
 use std::future::Future;
