@@ -14,6 +14,7 @@ mod queue;
 mod serve;
 mod status;
 mod submit;
+mod values;
 mod worker;
 
 use clap::{Parser, Subcommand};
@@ -26,6 +27,7 @@ pub use lab::{LabArgs, LabWorkerArgs};
 pub use serve::ServeArgs;
 pub use status::StatusArgs;
 pub use submit::SubmitArgs;
+pub use values::{HumanDuration, Size};
 pub use worker::WorkerArgs;
 
 /// Fetch data from HTTP APIs asynchronously, fast, and without losing anything.

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use clap::parser::ValueSource;
 use clap::{Args, CommandFactory};
-use outofsync::Fetcher;
 use outofsync::engine::Shutdown;
 use outofsync::output::Destination;
 use outofsync::request::Reader;
@@ -62,8 +61,7 @@ pub fn run(args: SubmitArgs) -> anyhow::Result<ExitCode> {
         );
     }
     // Checked here once, rather than found wrong by every worker.
-    let config = super::fetch::config(fetch)?;
-    Fetcher::builder().config(config).build().context("the job's options")?;
+    super::fetch::fetcher(fetch)?.build().context("the job's options")?;
     let job = super::fetch::job(fetch, Destination::Stdout)?;
     let spec =
         JobSpec { options: forwarded_options(), lease: args.lease, max_deliveries: args.max_deliveries };
@@ -80,7 +78,7 @@ pub fn run(args: SubmitArgs) -> anyhow::Result<ExitCode> {
         let collector = match (&output, args.wait) {
             (Some(path), true) => {
                 let shutdown = Shutdown::new();
-                let signals = Signals::watch(shutdown.clone(), args.fetch.grace, quiet)?;
+                let signals = Signals::watch(shutdown.clone(), args.fetch.grace.0, quiet)?;
                 let options = outofsync_queue::CollectOptions {
                     output: path.clone(),
                     fsync: args.fetch.fsync != outofsync::output::Fsync::Never,

@@ -89,7 +89,8 @@ async fn work_on(
     shutdown: &Shutdown,
 ) -> anyhow::Result<WorkerReport> {
     let options = super::submit::job_options(&job.spec.options)?;
-    let mut config = super::fetch::config(&options)?;
+    // Built once to check the options as fetch does, then changed where a worker differs.
+    let mut config = super::fetch::fetcher(&options)?.build().context("the job's options")?.config().clone();
     let wanted = args.concurrency.map_or(config.concurrency, |c| c as usize);
     config.concurrency = super::fit_open_files(wanted, super::raise_open_files_limit(), args.quiet);
     // Per-host limits hold for the fleet: kept in Redis, not in this process.

@@ -18,12 +18,13 @@ use std::time::Instant;
 
 use futures_util::{FutureExt, StreamExt, future, stream};
 
+use crate::engine::machine::Walk;
 use crate::engine::{Fetcher, Order, RunOptions, Shutdown, is_idempotent};
 use crate::metrics::Metrics;
 use crate::output::{
     Destination, Done, Fsync, Journal, Manifest, OpenError, Resumed, SentLog, Sink, Start, WriteError,
 };
-use crate::record::{ErrorKind, Record, RecordError};
+use crate::record::{ErrorKind, RecordError};
 use crate::request::{Input, InvalidInput, LineDefaults, Reader, Source, reader};
 use crate::shard::Shard;
 use crate::stats::{Counters, Stats, Summary};
@@ -135,6 +136,12 @@ pub struct Run<'a> {
     resumed: Option<Resumed>,
     /// Under `--at-most-once`, the inputs an earlier run noted as sent.
     noted: HashSet<u64>,
+}
+
+impl std::fmt::Debug for Run<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Run").field("job", &self.job).field("resumed", &self.resumed).finish_non_exhaustive()
+    }
 }
 
 impl<'a> Run<'a> {
@@ -289,10 +296,10 @@ impl<'a> Run<'a> {
                 }
             };
             stats.observe(&record);
-            if cut_by_max_pages(&record, max_pages) {
+            if Walk::cut_at(&record, max_pages) {
                 stats.walk_cut();
             }
-            let ends = ends_its_input(&record, max_pages);
+            let ends = Walk::ends_with(&record, max_pages);
             ended += u64::from(ends);
             counters.count(&record);
             if let Some(metrics) = &metrics {
@@ -325,21 +332,6 @@ impl<'a> Run<'a> {
             summary.cancelled = taken.load(Ordering::Relaxed).saturating_sub(ended);
         }
         Ok(Outcome { summary, output_closed, resumed, stopped: shutdown.is_stopping() })
-    }
-}
-
-/// Whether `record` is the last page of a walk that `--max-pages` ended: it names a next page,
-/// and the walk stops before a page number the limit does not allow (see `Engine::walk`).
-fn cut_by_max_pages(record: &Record, max_pages: u32) -> bool {
-    record.ok && record.next.is_some() && record.page.is_some_and(|page| page.saturating_add(1) >= max_pages)
-}
-
-/// Whether `record` is the last its input makes: the only one, or the page its walk ends on (no
-/// next page, or the next one is beyond `--max-pages`; see `Engine::walk`).
-fn ends_its_input(record: &Record, max_pages: u32) -> bool {
-    match record.page {
-        None => true,
-        Some(page) => record.next.is_none() || page.saturating_add(1) >= max_pages,
     }
 }
 
