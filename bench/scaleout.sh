@@ -35,7 +35,7 @@ build_outofsync
 raise_fd_limit
 mkdir -p "$RESULTS"
 TSV="$RESULTS/scaleout.tsv"
-printf 'run\tworkers\trequests\trecords\twall_s\tworker_cpu_s\tcollector_cpu_s\tsubmit_cpu_s\tredis_cpu_s\tround_trips\n' >"$TSV"
+printf 'run\tworkers\trequests\trecords\twall_s\tworker_cpu_s\tcollector_cpu_s\tsubmit_cpu_s\tredis_cpu_s\tround_trips\tredis_commands\n' >"$TSV"
 
 # shellcheck disable=SC2119 # serve takes its defaults here: one worker per core
 serve_start
@@ -64,6 +64,12 @@ timed() {
   "$TIME" -f '%U %S' -o "$file" "$@" &
 }
 
+# Commands redis-server has run since the last CONFIG RESETSTAT, those inside scripts included.
+redis_commands() {
+  redis-cli -p "$REDIS_PORT" info commandstats | tr -d '\r' |
+    sed -n 's/^cmdstat_[^:]*:calls=\([0-9]*\).*/\1/p' | awk '{ s += $1 } END { print s + 0 }'
+}
+
 cpu_of() { awk '{ s += $1 + $2 } END { printf "%.3f", s }' "$@"; }
 # The round trips a process printed in its summary ("… N Redis round trips").
 trips_of() { grep -ho '[0-9]* Redis round trips' "$@" | awk '{ s += $1 } END { print s + 0 }'; }
@@ -73,7 +79,7 @@ start=$(date +%s.%N)
 "$TIME" -f '%U %S' -o "$SCRATCH/fetch.time" "$OUTOFSYNC" fetch -q -c "$CONCURRENCY" -o "$SCRATCH/fetch.jsonl" "$INPUT"
 wall=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.3f", b - a }')
 records=$(wc -l <"$SCRATCH/fetch.jsonl")
-printf 'fetch\t0\t%s\t%s\t%s\t%s\t0\t0\t0\t0\n' "$REQUESTS" "$records" "$wall" "$(cpu_of "$SCRATCH/fetch.time")" >>"$TSV"
+printf 'fetch\t0\t%s\t%s\t%s\t%s\t0\t0\t0\t0\t0\n' "$REQUESTS" "$records" "$wall" "$(cpu_of "$SCRATCH/fetch.time")" >>"$TSV"
 
 for workers in 1 2 4; do
   job="bench-$workers-$$"
@@ -81,6 +87,7 @@ for workers in 1 2 4; do
   mkdir -p "$dir"
   log "$workers worker(s) through Redis: $REQUESTS requests, -c $CONCURRENCY each"
   redis-cli -p "$REDIS_PORT" flushall >/dev/null
+  redis-cli -p "$REDIS_PORT" config resetstat >/dev/null
   redis_before=$(redis_cpu)
   start=$(date +%s.%N)
   "$TIME" -f '%U %S' -o "$dir/submit.time" "$OUTOFSYNC" submit --redis "$REDIS" --job "$job" \
@@ -98,9 +105,9 @@ for workers in 1 2 4; do
   records=$(wc -l <"$dir/out.jsonl")
   [[ $records == "$REQUESTS" ]] || die "$job: $records records for $REQUESTS requests"
   trips=$(trips_of "$dir"/*.err)
-  printf 'redis\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$workers" "$REQUESTS" "$records" "$wall" \
+  printf 'redis\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$workers" "$REQUESTS" "$records" "$wall" \
     "$(cpu_of "$dir"/worker-*.time)" "$(cpu_of "$dir/collect.time")" "$(cpu_of "$dir/submit.time")" \
-    "$redis_used" "$trips" >>"$TSV"
+    "$redis_used" "$trips" "$(redis_commands)" >>"$TSV"
 done
 
 REPORT="$RESULTS/scaleout.md"
@@ -121,15 +128,16 @@ fetch = next(r for r in rows if r["run"] == "fetch")
 n = int(fetch["requests"])
 us = lambda s: float(s) * 1e6 / n
 base = us(fetch["worker_cpu_s"])
-print("| run | wall s | req/s | workers' CPU µs/req | × fetch | collector µs/req | submit µs/req | redis-server µs/req | round trips/req |")
-print("|---|--:|--:|--:|--:|--:|--:|--:|--:|")
-print(f"| `fetch` alone | {float(fetch['wall_s']):.2f} | {n / float(fetch['wall_s']):,.0f} | {base:.1f} | 1.00× | – | – | – | – |")
+print("| run | wall s | req/s | workers' CPU µs/req | × fetch | collector µs/req | submit µs/req | redis-server µs/req | round trips/req | Redis commands/req |")
+print("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+print(f"| `fetch` alone | {float(fetch['wall_s']):.2f} | {n / float(fetch['wall_s']):,.0f} | {base:.1f} | 1.00× | – | – | – | – | – |")
 for r in rows:
     if r["run"] != "redis":
         continue
     w = us(r["worker_cpu_s"])
     print(f"| {r['workers']} worker{'s' if r['workers'] != '1' else ''} | {float(r['wall_s']):.2f} | {n / float(r['wall_s']):,.0f} | {w:.1f} | {w / base:.2f}× "
-          f"| {us(r['collector_cpu_s']):.1f} | {us(r['submit_cpu_s']):.1f} | {us(r['redis_cpu_s']):.1f} | {int(r['round_trips']) / n:.4f} |")
+          f"| {us(r['collector_cpu_s']):.1f} | {us(r['submit_cpu_s']):.1f} | {us(r['redis_cpu_s']):.1f} | {int(r['round_trips']) / n:.4f} "
+          f"| {int(r['redis_commands']) / n:.2f} |")
 PY
 } >"$REPORT"
 

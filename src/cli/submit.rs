@@ -14,7 +14,10 @@ use super::queue::RedisArgs;
 /// stored once with the job, and each worker builds its engine from them. --rate, --per-host and
 /// Retry-After cooldowns then hold for the whole fleet, not per worker; -c is each worker's.
 /// With --wait (and -o FILE) this process also collects the records, as `outofsync collect`.
-/// Not for a job: --paginate, --ordered, --at-most-once, --shard.
+/// With --shard K/N only that shard of the input goes into the job, under the whole input's
+/// indexes: N jobs, each with its own workers and collector, whose outputs concatenate (one
+/// Redis per job, or one Redis Cluster for all). Not for a job: --paginate, --ordered,
+/// --at-most-once.
 #[derive(Args, Debug)]
 pub struct SubmitArgs {
     #[command(flatten)]

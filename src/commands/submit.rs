@@ -7,6 +7,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use clap::parser::ValueSource;
 use clap::{Args, CommandFactory};
+use futures_util::StreamExt;
 use outofsync::engine::Shutdown;
 use outofsync::output::Destination;
 use outofsync::request::Reader;
@@ -44,7 +45,6 @@ pub fn run(args: SubmitArgs) -> anyhow::Result<ExitCode> {
         (fetch.paginate.is_some(), "--paginate", "a job has one record per input"),
         (fetch.ordered, "--ordered", "workers finish in their own order"),
         (fetch.at_most_once, "--at-most-once", "a queue fetches at least once"),
-        (fetch.shard.is_some(), "--shard", "the queue spreads the inputs itself"),
         (
             fetch.resume,
             "--resume",
@@ -95,6 +95,13 @@ pub fn run(args: SubmitArgs) -> anyhow::Result<ExitCode> {
         };
         let reader = Reader::spawn(job.sources, job.defaults)?;
         let (inputs, read_status) = reader.into_parts();
+        // A shard keeps the whole input's indexes, so that N jobs (one per shard) collect into
+        // outputs that concatenate into one record per input.
+        let shard = args.fetch.shard;
+        let inputs = inputs
+            .zip(futures_util::stream::iter(0u64..))
+            .map(|(input, i)| (i, input))
+            .filter(move |(i, _)| std::future::ready(shard.is_none_or(|s| s.takes(*i))));
         let submitted =
             submit::send(&*queue, &info, inputs).await.map_err(anyhow::Error::new::<SubmitError>)?;
         if let Some(e) = read_status.take_error() {

@@ -77,28 +77,29 @@ pub async fn open<Q: Queue>(queue: &Q, spec: &JobSpec, resume: bool) -> Result<J
     Ok(job)
 }
 
-/// Streams `inputs` (numbered from 0, the ones the job already holds skipped) into `job`, then
-/// seals it: its total is known.
+/// Streams `inputs` — `(i, input)`, numbered by the caller (all of an input from 0, or one
+/// shard of it under the whole input's indexes) — into `job`, skipping as many as the job holds
+/// already; then seals it: its total is known.
 ///
 /// # Errors
 /// As [`SubmitError`].
 pub async fn send<Q, S>(queue: &Q, job: &JobInfo, inputs: S) -> Result<Submitted, SubmitError>
 where
     Q: Queue,
-    S: Stream<Item = Input> + Send,
+    S: Stream<Item = (u64, Input)> + Send,
 {
     if let Some(total) = job.total {
         return Ok(Submitted { total, added: 0 });
     }
     let skip = job.submitted;
-    let mut inputs = std::pin::pin!(inputs.enumerate().skip(skip as usize));
+    let mut inputs = std::pin::pin!(inputs.skip(skip as usize));
     let (mut next, mut batch, mut bytes) = (skip, Vec::with_capacity(BATCH), 0);
     loop {
         let item = inputs.next().await;
         if let Some((i, input)) = &item {
             let encoded = task::encode(input);
             bytes += encoded.len();
-            batch.push((*i as u64, encoded));
+            batch.push((*i, encoded));
         }
         let full = batch.len() >= BATCH || bytes >= BATCH_BYTES;
         if !batch.is_empty() && (full || item.is_none()) {
