@@ -20,11 +20,13 @@ use futures_util::{FutureExt, StreamExt, future, stream};
 
 use crate::engine::machine::Walk;
 use crate::engine::{Fetcher, Order, RunOptions, Shutdown, is_idempotent};
+use crate::metrics::Metrics;
 use crate::output::{
     Destination, Done, Fsync, Journal, Manifest, OpenError, Resumed, SentLog, Sink, Start, WriteError,
 };
 use crate::record::{ErrorKind, RecordError};
 use crate::request::{Input, InvalidInput, LineDefaults, Reader, Source, reader};
+use crate::shard::Shard;
 use crate::stats::{Counters, Stats, Summary};
 
 /// What shows a run as it goes, such as the command line's progress bar. It only reads the
@@ -61,6 +63,11 @@ pub struct Job {
     /// then ends each noted input that has no record as an `io` failure instead of sending it
     /// again. Needs a file output.
     pub at_most_once: Option<Arc<SentLog>>,
+    /// `--shard K/N`: only the inputs whose index is `K` modulo `N`, under their own indexes. The
+    /// manifest records the shard, so a resume must name the same one.
+    pub shard: Option<Shard>,
+    /// Live counters for `--metrics`, bumped as inputs start and records come.
+    pub metrics: Option<Arc<Metrics>>,
 }
 
 impl Job {
@@ -76,6 +83,8 @@ impl Job {
             fsync: Fsync::Interval,
             ordered: None,
             at_most_once: None,
+            shard: None,
+            metrics: None,
         }
     }
 }
@@ -160,6 +169,10 @@ impl<'a> Run<'a> {
                     // A resume must keep the promise the first run made, and cannot make one it did not.
                     manifest.options.insert("--at-most-once".to_owned(), "on".to_owned());
                 }
+                if let Some(shard) = job.shard {
+                    // Another shard's resume would skip this one's inputs and fetch its own.
+                    manifest.options.insert("--shard".to_owned(), shard.to_string());
+                }
                 let (output, start) = (path.clone(), job.start);
                 // Reading a large output back takes a while: off the runtime's workers.
                 let journal = tokio::task::spawn_blocking(move || Journal::open(&output, start, &manifest))
@@ -219,8 +232,10 @@ impl<'a> Run<'a> {
         if job.count_total && fetcher.config().paginate.is_none() {
             let total = total.clone();
             let (sources, defaults, already) = (job.sources, job.defaults, done.len());
+            let shard = job.shard;
             tokio::task::spawn_blocking(move || {
                 if let Some(n) = reader::count_inputs(&sources, &defaults) {
+                    let n = shard.map_or(n, |shard| shard.share_of(n));
                     total.store(n.saturating_sub(already), std::sync::atomic::Ordering::Relaxed);
                 }
             });
@@ -238,15 +253,21 @@ impl<'a> Run<'a> {
         let (taken, mut ended) = (Arc::new(AtomicU64::new(0)), 0u64);
         let handed = taken.clone();
         let shown = fetcher.clone();
+        let (shard, metrics, started_metrics) = (job.shard, job.metrics.clone(), job.metrics.clone());
         let todo = inputs
             .zip(stream::iter(0u64..))
+            // Every input is shown, other shards' too: credentials go to the input's first host.
             .inspect(move |(input, _)| shown.note_input(input))
+            .filter(move |(_, i)| future::ready(shard.is_none_or(|shard| shard.takes(*i))))
             .filter_map(move |(input, i)| {
                 let todo = still_to_do(&done, i, input, max_pages);
                 future::ready(todo.map(|(i, input)| (i, unsent_if_noted(&noted, paginated, i, input))))
             })
             .inspect(move |_| {
                 handed.fetch_add(1, Ordering::Relaxed);
+                if let Some(metrics) = &started_metrics {
+                    metrics.started();
+                }
             });
         let order = match job.ordered {
             Some(window) => Order::Input { window },
@@ -281,8 +302,15 @@ impl<'a> Run<'a> {
             if Walk::cut_at(&record, max_pages) {
                 stats.walk_cut();
             }
-            ended += u64::from(Walk::ends_with(&record, max_pages));
+            let ends = Walk::ends_with(&record, max_pages);
+            ended += u64::from(ends);
             counters.count(&record);
+            if let Some(metrics) = &metrics {
+                metrics.observe(&record);
+                if ends {
+                    metrics.ended();
+                }
+            }
             if sink.push(&record).await.is_err() {
                 break;
             }

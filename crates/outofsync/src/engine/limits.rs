@@ -23,6 +23,7 @@ use super::adaptive::{Answer, Flight, HostCtl, HostReport, Shared};
 use super::budget::{BudgetGate, Scope};
 use super::config::{Config, Rate};
 use super::rate::Pacer;
+use super::shared::{FleetTurn, SharedLimits};
 
 /// Hosts tracked before idle ones are forgotten.
 const HOSTS_KEPT: usize = 4096;
@@ -35,10 +36,12 @@ pub(crate) struct Limits {
     rate: Option<Rate>,
     hosts: Mutex<HashMap<String, Arc<Host>>>,
     /// What every host's controllers share.
-    shared: Arc<Shared>,
+    controllers: Arc<Shared>,
     /// Budgets of matching requests, one state each, and budgets every host has its own of.
     matching: Vec<(super::budget::Budget, BudgetGate)>,
     each_host: Vec<super::budget::Budget>,
+    /// Limits shared with other processes (`Config::shared_limits`).
+    shared: Option<SharedLimits>,
 }
 
 /// The state of one origin (scheme, host, port).
@@ -50,6 +53,8 @@ pub(crate) struct Host {
     ctl: Arc<HostCtl>,
     /// Its own state of each per-host budget (`--rate 10/s,5000/h`).
     budgets: Vec<BudgetGate>,
+    /// The fleet's limits and this origin's key in them.
+    shared: Option<(SharedLimits, Box<str>)>,
 }
 
 /// The right to send one attempt; dropping it gives the slot back.
@@ -57,6 +62,7 @@ pub(crate) struct Turn {
     _global: OwnedSemaphorePermit,
     _host: Option<OwnedSemaphorePermit>,
     _flight: Flight,
+    _fleet: Option<FleetTurn>,
 }
 
 impl Limits {
@@ -67,7 +73,7 @@ impl Limits {
             per_host: config.per_host.map(|n| n.max(1)),
             rate: config.rate,
             hosts: Mutex::new(HashMap::default()),
-            shared: Arc::new(Shared {
+            controllers: Arc::new(Shared {
                 knobs: config.adaptive.clone().unwrap_or_default(),
                 adaptive: config.adaptive.is_some(),
                 window_ceiling: config.per_host.unwrap_or(usize::MAX).min(config.concurrency).max(1),
@@ -83,6 +89,7 @@ impl Limits {
                 .map(|b| (b.clone(), BudgetGate::new(b)))
                 .collect(),
             each_host: config.budgets.iter().filter(|b| b.scope == Scope::EachHost).cloned().collect(),
+            shared: config.shared_limits.clone(),
         }
     }
 
@@ -117,8 +124,9 @@ impl Limits {
             permits: self.per_host.map(|n| Arc::new(Semaphore::new(n))),
             pace: self.rate.map(Pacer::new),
             cooldown: Mutex::new(None),
-            ctl: Arc::new(HostCtl::new(key, self.shared.clone())),
+            ctl: Arc::new(HostCtl::new(key, self.controllers.clone())),
             budgets: self.each_host.iter().map(BudgetGate::new).collect(),
+            shared: self.shared.clone().map(|shared| (shared, key.into())),
         });
         hosts.insert(key.to_owned(), host.clone());
         host
@@ -145,6 +153,12 @@ impl Limits {
                 Some(permits) => Some(permits.clone().acquire_owned().await.expect("never closed")),
                 None => None,
             };
+            // The fleet's turn after this host's own limits and before the global ones: waiting
+            // for it holds nothing that requests to other hosts could use.
+            let fleet = match &host.shared {
+                Some((shared, origin)) => Some(shared.get().turn(origin).await),
+                None => None,
+            };
             let global_slot = match &self.global_pace {
                 Some(pace) => Some(pace.slot().await),
                 None => None,
@@ -160,7 +174,7 @@ impl Limits {
                 slot.take();
             }
             budget_slots.into_iter().for_each(super::budget::BudgetSlot::take);
-            return Turn { _global: global, _host: host_permit, _flight: learned.take() };
+            return Turn { _global: global, _host: host_permit, _flight: learned.take(), _fleet: fleet };
         }
     }
 }
@@ -188,6 +202,9 @@ impl Host {
         let mut cooldown = self.cooldown.lock().unwrap();
         if cooldown.is_none_or(|t| t < until) {
             *cooldown = Some(until);
+            if let Some((shared, origin)) = &self.shared {
+                shared.get().cool_down(origin, until.saturating_duration_since(Instant::now()));
+            }
         }
     }
 
