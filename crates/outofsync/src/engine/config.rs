@@ -109,11 +109,11 @@ pub struct Config {
     /// Budgets besides `rate`: several windows per host, or budgets of the requests matching a
     /// host and path (`--rate 'api.example.com/search*=30/m'`). Default: none.
     pub budgets: Vec<Budget>,
-    /// What authenticates requests (see [`auth`](crate::auth)). Default: none.
-    pub auth: Option<std::sync::Arc<dyn crate::auth::Auth>>,
+    /// What authenticates requests (see [`auth`](crate::engine::auth)). Default: none.
+    pub auth: Option<std::sync::Arc<dyn crate::engine::auth::Auth>>,
     /// The hosts [`Config::auth`] sends credentials to. Default: none given, which means the host
     /// and port of the first request.
-    pub auth_hosts: Vec<crate::auth::AuthHost>,
+    pub auth_hosts: Vec<crate::engine::auth::AuthHost>,
     /// Limits shared with other processes — per-host turns and cooldowns held for a whole
     /// fleet of workers (see [`FleetLimits`](super::FleetLimits)). Default: none.
     pub shared_limits: Option<super::shared::SharedLimits>,

@@ -12,6 +12,7 @@
 //! and a [`Shutdown`] handle; the `drive` module holds both loops.
 
 mod adaptive;
+pub mod auth;
 mod authorize;
 mod budget;
 mod builder;

@@ -40,7 +40,7 @@ use super::config::{BodyMode, Config, KeepHeaders};
 use super::payload;
 use super::redirect;
 use super::retry::{self, RetryCause};
-use crate::auth::Credentials;
+use crate::engine::auth::Credentials;
 use crate::record::{Attempt, ErrorKind, Payload, Record, RecordError};
 use crate::request::{Input, RequestSpec};
 
@@ -161,7 +161,7 @@ pub struct Request<'c> {
     /// Sends again at once after a stale keep-alive connection, or with refreshed credentials
     /// after a `401`: counted in `attempts`, but not retries, so they do not use up the retries.
     resends: u32,
-    /// What authenticates the request; see [`Auth`](crate::auth).
+    /// What authenticates the request; see [`Auth`](crate::engine::auth).
     auth: AuthState,
     phase: Phase,
 }
