@@ -167,6 +167,36 @@ pub struct FetchArgs {
     #[arg(long, value_name = "N", default_value_t = 1000, help_heading = "Pipelines")]
     pub max_pages: u32,
 
+    /// Conditional requests: keep each request's ETag and Last-Modified in FILE (with FILE.log
+    /// beside it) and send them next time (If-None-Match, If-Modified-Since). A 304 is an ok
+    /// record with "not_modified":true and no body. FILE changes only when a run completes; an
+    /// interrupted run leaves it as it was, and its --resume adds both parts.
+    #[arg(long, value_name = "FILE", help_heading = "Repeatable pulls")]
+    pub validators: Option<PathBuf>,
+    /// Incremental runs: a jq program that finds the cursor in each successful record's body (as
+    /// the record keeps it, after --jq): a timestamp (RFC 3339; compared as instants, whatever
+    /// the offset) or an id (compared as numbers), e.g. .updated_at, or '.items[].updated_at'
+    /// (the largest counts). Needs --state.
+    #[arg(long, value_name = "JQ", requires = "state", help_heading = "Repeatable pulls")]
+    pub cursor: Option<String>,
+    /// Where --cursor is kept between runs: when a run completes, the largest value seen is
+    /// written there (atomically). {cursor} in URL arguments, -H, -d, --json and the templates
+    /// is the value saved (less --lookback). An interrupted run leaves FILE as it was, and its
+    /// --resume finishes the same window.
+    #[arg(long, value_name = "FILE", requires = "cursor", help_heading = "Repeatable pulls")]
+    pub state: Option<PathBuf>,
+    /// {cursor} of the first run, while --state FILE does not exist yet: a timestamp such as
+    /// 1970-01-01T00:00:00Z, or an id such as 0.
+    #[arg(long, value_name = "VALUE", requires = "cursor", help_heading = "Repeatable pulls")]
+    pub initial: Option<String>,
+    /// Start this long before a saved timestamp, to read again what changed late (e.g. 5m);
+    /// the margin comes back as records again.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, requires = "cursor", conflicts_with = "lookback_n", help_heading = "Repeatable pulls")]
+    pub lookback: Option<Duration>,
+    /// Start this many below a saved id.
+    #[arg(long, value_name = "N", requires = "cursor", help_heading = "Repeatable pulls")]
+    pub lookback_n: Option<u64>,
+
     /// Where the records go [default: stdout, as with - or /dev/stdout]. A file that already holds
     /// records is refused unless --resume or --overwrite, one that holds anything else unless
     /// --overwrite; FILE.manifest.json beside it records the input and options. /dev/null, a FIFO or another device is just written to: no manifest, no

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue, USER_AGENT};
 use outofsync::Fetcher;
 use outofsync::engine::{BodyMode, Config, HttpVersion, JqFilter, Paginate, RetryPolicy, Shutdown};
-use outofsync::output::{Destination, Fsync, ResumeOptions, Resumed, SentLog, Start};
+use outofsync::output::{Destination, Fsync, ResumeOptions, Resumed, SentLog, Start, ValidatorFile};
 use outofsync::pipeline::{self, Job};
 use outofsync::request::{LineDefaults, RowFormat, RowTemplates, Rows, Source, parse_header_line};
 use outofsync::stats::plural;
@@ -17,7 +17,8 @@ use outofsync::stats::plural;
 use super::signals::Signals;
 use crate::cli::{FetchArgs, InputFormat};
 
-pub fn run(args: FetchArgs) -> anyhow::Result<ExitCode> {
+pub fn run(mut args: FetchArgs) -> anyhow::Result<ExitCode> {
+    let cursor = super::pulls::cursor(&mut args)?;
     let output = destination(args.output.as_deref());
     let summary_json = match &args.summary_json {
         Some(path) => Some(super::SummaryJson::check(path, output == Destination::Stdout)?),
@@ -27,9 +28,15 @@ pub fn run(args: FetchArgs) -> anyhow::Result<ExitCode> {
     config.concurrency =
         super::fit_open_files(config.concurrency, super::raise_open_files_limit(), args.quiet);
     let mut job = job(&args, output.clone())?;
+    job.cursor = cursor;
     if job.sources.contains(&Source::Stdin) && std::io::stdin().is_terminal() {
         // Nobody types requests on purpose; without a word, a forgotten INPUT looks like a hang.
         eprintln!("outofsync: reading requests from stdin (the terminal), one per line; Ctrl-D ends them");
+    }
+    if let Some(path) = &args.validators {
+        let store = std::sync::Arc::new(ValidatorFile::open(path).context("--validators")?);
+        config.validators = Some(store.clone());
+        job.validators = Some(store);
     }
     if args.at_most_once {
         let log = SentLog::new(args.fsync != Fsync::Never);
@@ -67,6 +74,7 @@ pub fn run(args: FetchArgs) -> anyhow::Result<ExitCode> {
     runtime.shutdown_background();
     let (outcome, signals) = result?;
     super::report(&outcome.summary, args.quiet, summary_json.as_ref())?;
+    super::pulls::report(&outcome, args.quiet);
     if let Some(code) = signals.exit_code() {
         if !args.quiet && output != Destination::Stdout {
             eprintln!(

@@ -3,6 +3,7 @@
 mod demo;
 mod fetch;
 mod lab;
+mod pulls;
 mod serve;
 mod signals;
 

@@ -19,6 +19,8 @@
 #![deny(missing_docs)]
 
 mod body;
+mod changes;
+mod conditional;
 mod echo;
 mod encoding;
 mod json;
@@ -29,6 +31,7 @@ mod router;
 mod stats;
 mod status;
 mod timing;
+mod users;
 
 use std::future::Future;
 use std::io;

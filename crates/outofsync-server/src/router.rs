@@ -7,12 +7,17 @@ use http::header::HOST;
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
+use super::changes::{self, Changes};
+use super::conditional::{self, Validators};
 use super::encoding::{self, Coding, Compressed};
 use super::json::{self, Documents};
 use super::reply::{self, Outcome, Query, Refusal, Reply};
 use super::stats::Stats;
 use super::status::{self, Failures};
-use super::{echo, random, redirect, timing};
+use super::{echo, random, redirect, timing, users};
+
+/// When the documents that never change last changed: 2026-01-01T00:00:00Z.
+const STATIC_SINCE: u64 = 1_767_225_600;
 
 /// What the endpoints share for the life of a server.
 pub(crate) struct State {
@@ -21,6 +26,7 @@ pub(crate) struct State {
     pub docs: Documents,
     pub failures: Failures,
     pub compressed: Compressed,
+    pub changes: Changes,
 }
 
 impl State {
@@ -31,6 +37,7 @@ impl State {
             docs: Documents::default(),
             failures: Failures::new(seed),
             compressed: Compressed::new(),
+            changes: Changes::default(),
         }
     }
 }
@@ -69,11 +76,17 @@ async fn route(state: &State, parts: &http::request::Parts, body: Incoming, host
     if let ("delay", Some(ms)) = (first, rest) {
         return timing::delay(ms).await;
     }
+    if (first, rest) == ("changes", Some("touch")) {
+        if parts.method != Method::POST {
+            return Err(Refusal::method_not_allowed(path, "POST"));
+        }
+        return changes::touch(&state.changes, &query);
+    }
     let known = matches!(
         (first, rest),
         ("json" | "items" | "flaky" | "ratelimit" | "redirect-to" | "drip" | "endless" | "bomb", None)
-            | ("gzip" | "deflate" | "brotli" | "zstd", None)
-            | ("delay" | "status" | "flaky" | "redirect" | "bytes", Some(_))
+            | ("gzip" | "deflate" | "brotli" | "zstd" | "changes" | "users", None)
+            | ("delay" | "status" | "flaky" | "redirect" | "bytes" | "changes" | "users", Some(_))
     );
     if !known {
         return Err(reply::error(StatusCode::NOT_FOUND, format!("no endpoint at {path}")));
@@ -82,8 +95,20 @@ async fn route(state: &State, parts: &http::request::Parts, body: Incoming, host
         return Err(Refusal::method_not_allowed(path, "GET, HEAD"));
     }
     match (first, rest) {
-        ("json", None) => json::document(&state.docs, &query),
-        ("items", None) => json::items(&query, host),
+        // The documents of /json and the pages of /items never change: their validators are
+        // made from the query alone, and a 304 costs no document.
+        ("json", None) => {
+            let validators = Validators::of_query("json", parts.uri.query(), STATIC_SINCE);
+            conditional::reply(&parts.headers, &validators, || json::document(&state.docs, &query))
+        }
+        ("items", None) => {
+            let validators = Validators::of_query("items", parts.uri.query(), STATIC_SINCE);
+            conditional::reply(&parts.headers, &validators, || json::items(&query, host))
+        }
+        ("changes", None) => changes::list(&state.changes, &query, host),
+        ("changes", Some(id)) => changes::one(&state.changes, id, &parts.headers),
+        ("users", None) => users::list(&query, host),
+        ("users", Some(id)) => users::one(id),
         ("drip", None) => timing::drip(&query),
         ("endless", None) => timing::endless(),
         ("status", Some(code)) => status::status(code),

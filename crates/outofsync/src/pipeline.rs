@@ -18,9 +18,12 @@ use std::time::Instant;
 
 use futures_util::{FutureExt, StreamExt, future, stream};
 
+use crate::cursor::{Cursor, CursorError, CursorValue, Tracker};
 use crate::engine::{Fetcher, Order, RunOptions, Shutdown, is_idempotent};
+use crate::output::validators::{Committed, StoreError};
 use crate::output::{
-    Destination, Done, Fsync, Journal, Manifest, OpenError, Resumed, SentLog, Sink, Start, WriteError,
+    Destination, Done, Fsync, Journal, Manifest, OpenError, Resumed, SentLog, Sink, Start, ValidatorFile,
+    WriteError,
 };
 use crate::record::{ErrorKind, Record, RecordError};
 use crate::request::{Input, InvalidInput, LineDefaults, Reader, Source, reader};
@@ -60,6 +63,16 @@ pub struct Job {
     /// then ends each noted input that has no record as an `io` failure instead of sending it
     /// again. Needs a file output.
     pub at_most_once: Option<Arc<SentLog>>,
+    /// `--validators`: the store whose validators the fetcher's requests are sent with (it must
+    /// be the fetcher's [`Config::validators`](crate::engine::Config::validators) too). A run
+    /// starts its log (a resume keeps the interrupted run's), and one that completes commits it.
+    pub validators: Option<Arc<ValidatorFile>>,
+    /// `--cursor` and `--state`: the cursor found in each successful record, saved when the run
+    /// completes (a resume counts the records already in the output too).
+    pub cursor: Option<Arc<Cursor>>,
+    /// More options for the manifest, by name: what a front end knows shapes the records
+    /// (a job file's digest, say), so that a resume with others is refused.
+    pub manifest_options: Vec<(String, String)>,
 }
 
 impl Job {
@@ -75,6 +88,9 @@ impl Job {
             fsync: Fsync::Interval,
             ordered: None,
             at_most_once: None,
+            validators: None,
+            cursor: None,
+            manifest_options: Vec::new(),
         }
     }
 }
@@ -90,6 +106,10 @@ pub struct Outcome {
     pub resumed: Option<Resumed>,
     /// The run was stopped before the end of its input (a [`Shutdown`]).
     pub stopped: bool,
+    /// What the commit of `--validators` did, when the run completed with a store.
+    pub validators: Option<Committed>,
+    /// The cursor saved by `--state`, when the run completed with one (`None`: none yet).
+    pub cursor: Option<CursorValue>,
 }
 
 /// Why a run could not complete.
@@ -107,6 +127,12 @@ pub enum JobError {
     /// The log of `--at-most-once` cannot be used.
     #[error("--at-most-once: {0}")]
     AtMostOnce(io::Error),
+    /// The store of `--validators` cannot be used.
+    #[error("--validators {0}")]
+    Validators(StoreError),
+    /// The cursor cannot be read back or saved.
+    #[error("{0}")]
+    Cursor(CursorError),
 }
 
 /// Runs `job` with `fetcher` to the end of its input.
@@ -126,6 +152,8 @@ pub struct Run<'a> {
     resumed: Option<Resumed>,
     /// Under `--at-most-once`, the inputs an earlier run noted as sent.
     noted: HashSet<u64>,
+    /// The cursor values seen, those of a resumed output's records included.
+    cursor: Tracker,
 }
 
 impl<'a> Run<'a> {
@@ -153,6 +181,16 @@ impl<'a> Run<'a> {
                     // A resume must keep the promise the first run made, and cannot make one it did not.
                     manifest.options.insert("--at-most-once".to_owned(), "on".to_owned());
                 }
+                if let Some(store) = &job.validators {
+                    manifest.options.insert("--validators".to_owned(), store.path().display().to_string());
+                }
+                if let Some(cursor) = &job.cursor {
+                    // The window: a resume must fill the same {cursor} into the same requests.
+                    manifest.options.insert("--cursor".to_owned(), cursor.filter().source().to_owned());
+                    manifest.options.insert("--state".to_owned(), cursor.path().display().to_string());
+                    manifest.options.insert("{cursor}".to_owned(), cursor.start().to_string());
+                }
+                manifest.options.extend(job.manifest_options.iter().cloned());
                 let (output, start) = (path.clone(), job.start);
                 // Reading a large output back takes a while: off the runtime's workers.
                 let journal = tokio::task::spawn_blocking(move || Journal::open(&output, start, &manifest))
@@ -182,7 +220,25 @@ impl<'a> Run<'a> {
                 (sink, journal.done, resumed)
             }
         };
-        Ok(Run { fetcher, job, sink, done, resumed, noted })
+        if let Some(store) = &job.validators {
+            let (store, resume) = (store.clone(), matches!(job.start, Start::Resume(_)));
+            tokio::task::spawn_blocking(move || store.begin(resume))
+                .await
+                .expect("starting the store's log does not panic")
+                .map_err(JobError::Validators)?;
+        }
+        let mut cursor = Tracker::default();
+        if let (Some(c), Destination::File(path), Start::Resume(_)) = (&job.cursor, &job.output, job.start) {
+            let (c, path) = (c.clone(), path.clone());
+            cursor = tokio::task::spawn_blocking(move || {
+                let mut tracker = Tracker::default();
+                c.fold_output(&path, &mut tracker).map(|()| tracker)
+            })
+            .await
+            .expect("reading the cursor back does not panic")
+            .map_err(JobError::Input)?;
+        }
+        Ok(Run { fetcher, job, sink, done, resumed, noted, cursor })
     }
 
     /// What a resume found in the output, if this is one.
@@ -200,7 +256,7 @@ impl<'a> Run<'a> {
         shutdown: &Shutdown,
         mut watch: Option<&mut dyn Watch>,
     ) -> Result<Outcome, JobError> {
-        let Run { fetcher, job, mut sink, done, resumed, noted } = self;
+        let Run { fetcher, job, mut sink, done, resumed, noted, cursor: mut tracker } = self;
         let started = Instant::now();
         let reader = Reader::spawn(job.sources.clone(), job.defaults.clone()).map_err(JobError::Input)?;
         let counters = Arc::new(Counters::default());
@@ -269,6 +325,9 @@ impl<'a> Run<'a> {
                 }
             };
             stats.observe(&record);
+            if let Some(cursor) = &job.cursor {
+                cursor.observe(&mut tracker, &record);
+            }
             if cut_by_max_pages(&record, max_pages) {
                 stats.walk_cut();
             }
@@ -297,7 +356,26 @@ impl<'a> Run<'a> {
             // The stream has ended, so nothing takes inputs any more: the count is final.
             summary.cancelled = taken.load(Ordering::Relaxed).saturating_sub(ended);
         }
-        Ok(Outcome { summary, output_closed, resumed, stopped: shutdown.is_stopping() })
+        // Only a run that got to the end of its input, every record written, changes the store:
+        // an interrupted one leaves it as it was, and its resume commits both parts.
+        let completed = !output_closed && !shutdown.is_stopping();
+        let validators = match job.validators {
+            Some(store) if completed => Some(
+                tokio::task::spawn_blocking(move || store.commit())
+                    .await
+                    .expect("committing the store does not panic")
+                    .map_err(JobError::Validators)?,
+            ),
+            _ => None,
+        };
+        let cursor = match job.cursor {
+            Some(cursor) if completed => tokio::task::spawn_blocking(move || cursor.commit(&tracker))
+                .await
+                .expect("saving the cursor does not panic")
+                .map_err(JobError::Cursor)?,
+            _ => None,
+        };
+        Ok(Outcome { summary, output_closed, resumed, stopped: shutdown.is_stopping(), validators, cursor })
     }
 }
 

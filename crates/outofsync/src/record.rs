@@ -157,6 +157,10 @@ pub struct Record {
     pub ok: bool,
     /// The final HTTP status, if a response came.
     pub status: Option<u16>,
+    /// The request was sent with the validators of an earlier run (`--validators`) and the server
+    /// answered `304 Not Modified`: what it had then is still current. The record is ok and has
+    /// no body.
+    pub not_modified: bool,
     /// The protocol of the connection the last attempt went out on (`"1.1"` or `"2"` in JSON).
     pub http: Option<http::Version>,
     /// How many times the request was sent (0: never, as for invalid input).
@@ -298,6 +302,9 @@ impl Record {
         if let Some(status) = self.status {
             out.extend_from_slice(b",\"status\":");
             write_u64(out, status.into());
+        }
+        if self.not_modified {
+            out.extend_from_slice(b",\"not_modified\":true");
         }
         if let Some(version) = self.http {
             out.extend_from_slice(b",\"http\":\"");

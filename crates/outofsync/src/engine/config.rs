@@ -90,6 +90,10 @@ pub struct Config {
     /// Called right before a request whose method is not idempotent is sent for the first time.
     /// Default: none. See [`SendHook`].
     pub before_unsafe_send: Option<SendHook>,
+    /// Where the validators of responses (`ETag`, `Last-Modified`) are kept between runs: each
+    /// request is sent with the ones kept for it, and a `304` ends it as an ok record with
+    /// `"not_modified": true` and no body. Default: none (no conditional requests).
+    pub validators: Option<std::sync::Arc<dyn super::conditional::ValidatorStore>>,
 }
 
 /// What [`Config::before_unsafe_send`] calls, with the request's input index (`record.i`), right
@@ -144,6 +148,7 @@ impl Default for Config {
             max_pages: 1000,
             keep_headers: KeepHeaders::None,
             before_unsafe_send: None,
+            validators: None,
         }
     }
 }

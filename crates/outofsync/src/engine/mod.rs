@@ -12,6 +12,7 @@
 //! and a [`Shutdown`] handle; the `drive` module holds both loops.
 
 mod builder;
+pub mod conditional;
 mod config;
 mod connector;
 mod decode;

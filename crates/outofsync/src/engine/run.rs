@@ -8,6 +8,7 @@ use http::HeaderMap;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use super::conditional;
 use super::config::Config;
 use super::exchange::{Exchange, Wire};
 use super::limits::{Host, Limits, Turn};
@@ -61,7 +62,7 @@ impl<T: Exchange> Engine<T> {
     async fn walk(&self, i: u64, (spec, page): (RequestSpec, u32), out: &mpsc::Sender<Record>) {
         let (mut walk, mut input) = Walk::start(spec, page, self.config.max_pages);
         loop {
-            let Finished { record, next } = self.execute(i, input).await;
+            let Finished { record, next, .. } = self.execute(i, input).await;
             if out.send(record).await.is_err() {
                 return;
             }
@@ -83,8 +84,18 @@ impl<T: Exchange> Engine<T> {
     pub async fn execute(&self, i: u64, input: Input) -> Finished {
         let mut request = match Request::sharing(&self.config, &self.default_headers, i, input) {
             Ok(request) => request,
-            Err(record) => return Finished { record: *record, next: None },
+            Err(record) => return Finished { record: *record, next: None, validators: None },
         };
+        // Conditional requests: the validators kept for the request, looked up before it is sent;
+        // the ones to keep are handed back once it ends, if they changed.
+        let conditional = self.config.validators.as_ref().map(|store| {
+            let key = conditional::key(request.hop());
+            let sent = store.get(&key);
+            if let Some(sent) = &sent {
+                request.condition(sent.clone());
+            }
+            (store, key, sent)
+        });
         let mut event = Event::Start;
         // The origin of the hop, and the turn to send to it, between the steps that take and use them.
         let mut host: Option<Arc<Host>> = None;
@@ -130,7 +141,14 @@ impl<T: Exchange> Engine<T> {
                         host.cool_down(cool_down.into());
                     }
                     drop(turn);
-                    return request.finish(now.into_std());
+                    let finished = request.finish(now.into_std());
+                    if let (Some((store, key, sent)), Some(keep)) = (&conditional, &finished.validators)
+                        && sent.as_ref() != Some(keep)
+                        && !(sent.is_none() && keep.is_empty())
+                    {
+                        store.put(key, keep);
+                    }
+                    return finished;
                 }
             };
         }

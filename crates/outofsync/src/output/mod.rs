@@ -11,15 +11,18 @@ mod manifest;
 pub mod scan;
 mod sent;
 mod sink;
+pub mod validators;
 
 use std::io;
 use std::path::PathBuf;
 
 pub use journal::{Journal, OpenError, ResumeOptions, Resumed, Start};
+pub(crate) use manifest::sync_dir;
 pub use manifest::{InputIdentity, Manifest, Mismatch};
 pub use scan::{Done, scan};
 pub use sent::SentLog;
 pub use sink::{Fsync, SYNC_INTERVAL, SYNC_RECORDS, Sink, WriterGone};
+pub use validators::ValidatorFile;
 
 /// Where the records are written.
 #[derive(Clone, Debug, PartialEq, Eq)]
