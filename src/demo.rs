@@ -11,7 +11,7 @@ use std::io::{self, BufRead};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use outofsync::engine::{Config, Fetcher, RetryPolicy};
+use outofsync::engine::Fetcher;
 use outofsync::output::{Destination, Start};
 use outofsync::pipeline::{self, Job, Outcome};
 use outofsync::request::Source;
@@ -52,13 +52,8 @@ pub async fn run(dir: &Path, progress: bool) -> anyhow::Result<Demo> {
     let records = dir.join("records.jsonl");
     std::fs::write(&requests, mix(&server.base_url()))?;
 
-    let config = Config {
-        concurrency: 64,
-        // Fast retries so the flaky part of the show does not dominate it.
-        retry: RetryPolicy { backoff: Duration::from_millis(20), ..RetryPolicy::default() },
-        ..Config::default()
-    };
-    let fetcher = Fetcher::builder().config(config).build()?;
+    // Fast retries so the flaky part of the show does not dominate it.
+    let fetcher = Fetcher::builder().backoff(Duration::from_millis(20)).build()?;
     let job = Job {
         count_total: progress,
         // A fresh file each time: the demo is a show, not a run to resume.

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use outofsync::{ErrorKind, Fetcher, Record, RequestSpec};
-use outofsync_lab::engines::{BlockingClient, Job};
+use outofsync_lab::engines::{BlockingClient, EngineJob};
 use outofsync_lab::{CellResult, EngineKind, LabReport, WorkloadKind, html};
 
 use crate::support::{outofsync, server};
@@ -257,7 +257,7 @@ fn texts(svg: &str) -> Vec<&str> {
 /// The records of the blocking client and of the engine for the same requests, as JSON lines
 /// with their timings zeroed.
 fn both(urls: &[String]) -> Vec<(Record, Record)> {
-    let config = Job::client_config(4);
+    let config = EngineJob::client_config(4);
     let blocking = BlockingClient::new(&config);
     let blocked: Vec<Record> =
         urls.iter().enumerate().map(|(i, u)| blocking.fetch(i as u64, RequestSpec::get(u).into())).collect();

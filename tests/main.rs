@@ -11,6 +11,7 @@ mod library;
 mod ordered;
 mod package;
 mod pipelines;
+mod proxies;
 mod pulls;
 mod real_servers;
 mod resilience;

@@ -503,3 +503,55 @@ fn the_fault_proxy_passes_resets_stalls_swallows_refuses_and_closes_late_as_told
     assert_eq!(proxy.bytes_down(), down.iter().sum::<u64>());
     assert!(proxy.bytes_up() > 0);
 }
+
+/// `-i` keeps nginx's response headers in the record, over HTTP/1.1 and HTTP/2 alike (lower-case
+/// names either way); `--keep-header` keeps only those named; without either, none.
+#[test]
+fn response_headers_from_nginx_are_kept_as_asked() {
+    let Some(nginx) = Nginx::start() else { return };
+    for listener in [Listener::H1, Listener::TlsH2] {
+        let url = nginx.url(listener, "/small.json");
+        let all = only_record(url.clone(), &[nginx.args(listener), strings(&["-i"])].concat());
+        let headers = &all["headers"];
+        assert!(headers["server"].as_str().is_some_and(|s| s.starts_with("nginx")), "{all}");
+        assert!(headers["etag"].is_string() && headers["last-modified"].is_string(), "{all}");
+        assert_eq!(all["http"], if listener == Listener::H1 { "1.1" } else { "2" }, "{all}");
+        let only =
+            only_record(url.clone(), &[nginx.args(listener), strings(&["--keep-header", "ETag"])].concat());
+        assert_eq!(
+            only["headers"].as_object().map(|h| h.keys().collect::<Vec<_>>()),
+            Some(vec![&"etag".to_owned()])
+        );
+        assert!(only_record(url, &nginx.args(listener)).get("headers").is_none());
+    }
+}
+
+/// `-v` gives one line per attempt — method, URL, protocol, status, time, new or reused
+/// connection, what follows — and `-vv` the headers, secrets masked; no colour into a pipe.
+#[test]
+fn verbose_traces_each_attempt_and_masks_secrets() {
+    let Some(nginx) = Nginx::start() else { return };
+    let urls: Vec<String> = (0..2).map(|i| nginx.url(Listener::H1, &format!("/small.json?i={i}"))).collect();
+    let args = strings(&["-c", "1", "-vv", "-u", "ann:hunter2", "-H", "Cookie: session=s3cret"]);
+    let run = fetch(&urls, &args, Duration::from_secs(30));
+    let attempts: Vec<&str> =
+        run.stderr.lines().filter(|l| l.contains("outofsync::wire") && l.contains(" in ")).collect();
+    assert_eq!(attempts.len(), 2, "{}", run.stderr);
+    assert!(attempts[0].contains("GET http") && attempts[0].contains("HTTP/1.1 200 OK"), "{}", attempts[0]);
+    assert!(
+        attempts[0].contains("new connection") && attempts[1].contains("reused connection"),
+        "{attempts:?}"
+    );
+    assert!(attempts.iter().all(|l| l.ends_with("done")), "{attempts:?}");
+    assert!(run.stderr.contains("authorization: (masked)") && run.stderr.contains("cookie: (masked)"));
+    assert!(run.stderr.contains("< response headers") && run.stderr.contains("server: nginx"));
+    assert!(!run.stderr.contains("hunter2") && !run.stderr.contains("s3cret"), "{}", run.stderr);
+    assert!(!run.stderr.contains('\u{1b}'), "no ANSI colour when stderr is not a terminal");
+
+    // A retry says why and when.
+    let url = nginx.url(Listener::H1, "/close?i=0");
+    let run =
+        fetch(&[url], &strings(&["-v", "--retries", "1", "--backoff", "10ms"]), Duration::from_secs(30));
+    let lines: Vec<&str> = run.stderr.lines().filter(|l| l.contains("outofsync::wire")).collect();
+    assert!(lines.iter().any(|l| l.contains("retry in")), "{}", run.stderr);
+}

@@ -1,11 +1,13 @@
 //! `outofsync fetch`.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use clap::Args;
-use outofsync::engine::{BodyMode, Rate, Resolve, StatusRanges};
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+use outofsync::engine::{BodyMode, Config, Rate, Resolve, StatusRanges};
 use outofsync::output::Fsync;
+
+use super::{HumanDuration, Size};
 
 /// Fetch many requests concurrently; every request ends as exactly one JSON record.
 ///
@@ -25,7 +27,7 @@ pub struct FetchArgs {
     pub inputs: Vec<String>,
 
     /// Requests in flight at once (lowered, with a warning, to what the open-file limit allows).
-    #[arg(short = 'c', long, value_name = "N", default_value_t = 64, help_heading = "Limits")]
+    #[arg(short = 'c', long, value_name = "N", default_value_t = Config::default().concurrency, help_heading = "Limits")]
     pub concurrency: usize,
     /// Requests in flight at once to one host (scheme, name and port) [default: no extra limit].
     #[arg(long, value_name = "N", help_heading = "Limits")]
@@ -69,37 +71,37 @@ pub struct FetchArgs {
     pub globoff: bool,
 
     /// Time allowed to connect (TCP and TLS).
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration, help_heading = "Timeouts")]
-    pub connect_timeout: Duration,
+    #[arg(long, value_name = "DURATION", default_value_t = HumanDuration(Config::default().connect_timeout), help_heading = "Timeouts")]
+    pub connect_timeout: HumanDuration,
     /// Time allowed for one attempt, from sending to the end of the body.
-    #[arg(long, value_name = "DURATION", default_value = "120s", value_parser = humantime::parse_duration, help_heading = "Timeouts")]
-    pub timeout: Duration,
+    #[arg(long, value_name = "DURATION", default_value_t = HumanDuration(Config::default().timeout), help_heading = "Timeouts")]
+    pub timeout: HumanDuration,
     /// Time allowed without receiving anything.
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration, help_heading = "Timeouts")]
-    pub read_timeout: Duration,
+    #[arg(long, value_name = "DURATION", default_value_t = HumanDuration(Config::default().read_timeout), help_heading = "Timeouts")]
+    pub read_timeout: HumanDuration,
     /// Time allowed for one input from its first attempt, all retries and waits included.
-    #[arg(long, value_name = "DURATION", default_value = "300s", value_parser = humantime::parse_duration, help_heading = "Timeouts")]
-    pub deadline: Duration,
+    #[arg(long, value_name = "DURATION", default_value_t = HumanDuration(Config::default().deadline), help_heading = "Timeouts")]
+    pub deadline: HumanDuration,
 
     /// Retries of failures that may pass: connect errors, timeouts, cut-off bodies, 408, 429,
     /// 500, 502, 503, 504. Only idempotent methods are retried unless --retry-non-idempotent.
-    #[arg(long, value_name = "N", default_value_t = 2, help_heading = "Retries")]
+    #[arg(long, value_name = "N", default_value_t = Config::default().retry.retries, help_heading = "Retries")]
     pub retries: u32,
     /// First backoff; doubles with each retry, with full jitter.
-    #[arg(long, value_name = "DURATION", default_value = "500ms", value_parser = humantime::parse_duration, help_heading = "Retries")]
-    pub backoff: Duration,
+    #[arg(long, value_name = "DURATION", default_value_t = HumanDuration(Config::default().retry.backoff), help_heading = "Retries")]
+    pub backoff: HumanDuration,
     /// Largest backoff.
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration, help_heading = "Retries")]
-    pub max_backoff: Duration,
+    #[arg(long, value_name = "DURATION", default_value_t = HumanDuration(Config::default().retry.max_backoff), help_heading = "Retries")]
+    pub max_backoff: HumanDuration,
     /// Longest Retry-After honoured (it pauses the whole host); a longer one ends the retries.
-    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration, help_heading = "Retries")]
-    pub max_retry_after: Duration,
+    #[arg(long, value_name = "DURATION", default_value_t = HumanDuration(Config::default().retry.max_retry_after), help_heading = "Retries")]
+    pub max_retry_after: HumanDuration,
     /// Also retry POST and PATCH (they may then take effect twice).
     #[arg(long, help_heading = "Retries")]
     pub retry_non_idempotent: bool,
 
     /// Redirects followed; 0 follows none (3xx then fails with http_status).
-    #[arg(long, value_name = "N", default_value_t = 10, help_heading = "Redirects")]
+    #[arg(long, value_name = "N", default_value_t = Config::default().max_redirects, help_heading = "Redirects")]
     pub max_redirects: u32,
     /// Refuse redirects from https to http.
     #[arg(long, help_heading = "Redirects")]
@@ -114,6 +116,18 @@ pub struct FetchArgs {
     /// Do not verify TLS certificates. Anyone on the path can read and change the traffic.
     #[arg(short = 'k', long, help_heading = "Connections")]
     pub insecure: bool,
+    /// Send every request through this proxy: http://, https:// (TLS to the proxy), socks5://
+    /// (names resolved here) or socks5h:// (by the proxy); credentials go in the URL
+    /// (http://USER:PASSWORD@HOST:PORT) and never into records or logs. Plain http:// requests go
+    /// to an HTTP proxy as they are, others through a CONNECT tunnel. "" uses no proxy at all
+    /// [default: from the environment, as curl: https_proxy, http_proxy, all_proxy, no_proxy,
+    /// in either case].
+    #[arg(short = 'x', long, value_name = "URL", help_heading = "Connections")]
+    pub proxy: Option<String>,
+    /// Hosts that go direct, not through the proxy: comma-separated names (a name covers its
+    /// subdomains), IP addresses, CIDR ranges, or * for all; replaces no_proxy.
+    #[arg(long, value_name = "LIST", help_heading = "Connections")]
+    pub noproxy: Option<String>,
     /// Speak HTTP/1.1 only.
     #[arg(long, conflicts_with = "http2_prior_knowledge", help_heading = "Connections")]
     pub http1_only: bool,
@@ -164,7 +178,7 @@ pub struct FetchArgs {
     pub page_param: Option<String>,
     /// The most pages walked per input. A walk it ends with pages left is counted in the summary
     /// and makes the exit code 1; --resume with a larger --max-pages goes on from there.
-    #[arg(long, value_name = "N", default_value_t = 1000, help_heading = "Pipelines")]
+    #[arg(long, value_name = "N", default_value_t = Config::default().max_pages, help_heading = "Pipelines")]
     pub max_pages: u32,
 
     /// Conditional requests: keep each request's ETag and Last-Modified in FILE (with FILE.log
@@ -191,12 +205,26 @@ pub struct FetchArgs {
     pub initial: Option<String>,
     /// Start this long before a saved timestamp, to read again what changed late (e.g. 5m);
     /// the margin comes back as records again.
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, requires = "cursor", conflicts_with = "lookback_n", help_heading = "Repeatable pulls")]
-    pub lookback: Option<Duration>,
+    #[arg(
+        long,
+        value_name = "DURATION",
+        requires = "cursor",
+        conflicts_with = "lookback_n",
+        help_heading = "Repeatable pulls"
+    )]
+    pub lookback: Option<HumanDuration>,
     /// Start this many below a saved id.
     #[arg(long, value_name = "N", requires = "cursor", help_heading = "Repeatable pulls")]
     pub lookback_n: Option<u64>,
 
+    /// Keep the final response's headers in each record: "headers", an object of lower-case names
+    /// (a name sent more than once holds an array of its values).
+    #[arg(short = 'i', long, help_heading = "Output")]
+    pub include: bool,
+    /// Keep only this response header in each record's "headers" (repeatable), e.g.
+    /// --keep-header etag --keep-header x-ratelimit-remaining.
+    #[arg(long = "keep-header", value_name = "NAME", conflicts_with = "include", help_heading = "Output")]
+    pub keep_headers: Vec<http::HeaderName>,
     /// Where the records go [default: stdout, as with - or /dev/stdout]. A file that already holds
     /// records is refused unless --resume or --overwrite, one that holds anything else unless
     /// --overwrite; FILE.manifest.json beside it records the input and options. /dev/null, a FIFO or another device is just written to: no manifest, no
@@ -208,11 +236,11 @@ pub struct FetchArgs {
     pub overwrite: bool,
     /// What the record keeps of the body: auto (JSON under "json", else "text" or "body_b64"),
     /// json (anything else fails with decode), text, none.
-    #[arg(long, value_name = "MODE", default_value = "auto", value_enum, help_heading = "Output")]
+    #[arg(long, value_name = "MODE", default_value_t = Config::default().body, value_parser = PossibleValuesParser::new(BodyMode::NAMES).try_map(|s| s.parse::<BodyMode>()), help_heading = "Output")]
     pub body: BodyMode,
     /// Largest body accepted, on the wire and decompressed (e.g. 32MiB, 500k).
-    #[arg(long, value_name = "SIZE", default_value = "32MiB", value_parser = parse_size, help_heading = "Output")]
-    pub max_body: u64,
+    #[arg(long, value_name = "SIZE", default_value_t = Size(Config::default().max_body), help_heading = "Output")]
+    pub max_body: Size,
     /// Write records in input order instead of as each completes. Memory stays bounded: at most
     /// --window requests run ahead of the oldest unfinished one. When the window is full, no new
     /// request starts until that one ends, so one slow request (up to its --deadline) pauses the run.
@@ -225,10 +253,10 @@ pub struct FetchArgs {
     /// When the output file is synced to disk: interval (every second or 1,000 records, and at the
     /// end), always (after every write), never (left to the operating system). A failed write or
     /// sync ends the run with exit code 2; a sync is never retried. Only regular files are synced.
-    #[arg(long, value_name = "WHEN", default_value = "interval", value_enum, help_heading = "Output")]
+    #[arg(long, value_name = "WHEN", default_value_t = Fsync::default(), value_parser = PossibleValuesParser::new(Fsync::NAMES).try_map(|s| s.parse::<Fsync>()), help_heading = "Output")]
     pub fsync: Fsync,
     /// Statuses counted as success, e.g. 200-299,404.
-    #[arg(long, value_name = "LIST", default_value = "200-299", help_heading = "Output")]
+    #[arg(long, value_name = "LIST", default_value_t = Config::default().ok_status, help_heading = "Output")]
     pub ok_status: StatusRanges,
     /// Also write the end-of-run summary to FILE as JSON (- for stdout, with -o FILE). The path
     /// is checked before anything is fetched.
@@ -269,8 +297,8 @@ pub struct FetchArgs {
     /// On SIGINT or SIGTERM: stop reading input, give the requests in flight this long, then
     /// cancel the rest (they get no record, so --resume fetches them; the summary counts them). A
     /// second signal quits at once.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration, help_heading = "Interruptions")]
-    pub grace: Duration,
+    #[arg(long, value_name = "DURATION", default_value = "10s", help_heading = "Interruptions")]
+    pub grace: HumanDuration,
 }
 
 /// How input lines are read.
@@ -293,22 +321,6 @@ Exit codes:
      fetches the rest
 A closed stdout pipe (| head) ends the run quietly with the code of the records written.";
 
-fn parse_method(s: &str) -> Result<http::Method, String> {
+fn parse_method(s: &str) -> Result<http::Method, outofsync::request::ParseError> {
     outofsync::request::parse_method(s)
-}
-
-/// `32MiB`, `32M`, `500k`, `1000`: binary units, as sizes of bodies usually are.
-pub fn parse_size(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (digits, unit) = t.split_at(split);
-    let n: u64 = digits.parse().map_err(|_| format!("size {s:?} must start with a number"))?;
-    let shift = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 0,
-        "k" | "kb" | "kib" => 10,
-        "m" | "mb" | "mib" => 20,
-        "g" | "gb" | "gib" => 30,
-        other => return Err(format!("size {s:?} has an unknown unit {other:?} (use k, M or G)")),
-    };
-    n.checked_mul(1 << shift).ok_or_else(|| format!("size {s:?} is too large"))
 }

@@ -10,6 +10,7 @@ mod demo;
 mod fetch;
 mod lab;
 mod serve;
+mod values;
 
 use clap::{Parser, Subcommand};
 
@@ -18,6 +19,7 @@ pub use fetch::{FetchArgs, InputFormat};
 
 pub use lab::{LabArgs, LabWorkerArgs};
 pub use serve::ServeArgs;
+pub use values::{HumanDuration, Size};
 
 /// Fetch data from HTTP APIs asynchronously, fast, and without losing anything.
 #[derive(Parser, Debug)]

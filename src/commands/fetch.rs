@@ -1,4 +1,4 @@
-//! `outofsync fetch`: the command line becomes a [`Config`], a [`Job`] and a run.
+//! `outofsync fetch`: the command line becomes a [`Fetcher`], a [`Job`] and a run.
 
 use std::io::IsTerminal;
 use std::path::Path;
@@ -8,7 +8,9 @@ use anyhow::{Context, bail};
 use bytes::Bytes;
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue, USER_AGENT};
 use outofsync::Fetcher;
-use outofsync::engine::{BodyMode, Config, HttpVersion, JqFilter, Paginate, RetryPolicy, Shutdown};
+use outofsync::engine::{
+    Config, FetcherBuilder, HttpVersion, JqFilter, KeepHeaders, Paginate, Proxies, Shutdown,
+};
 use outofsync::output::{Destination, Fsync, ResumeOptions, Resumed, SentLog, Start, ValidatorFile};
 use outofsync::pipeline::{self, Job};
 use outofsync::request::{LineDefaults, RowFormat, RowTemplates, Rows, Source, parse_header_line};
@@ -24,9 +26,8 @@ pub fn run(mut args: FetchArgs) -> anyhow::Result<ExitCode> {
         Some(path) => Some(super::SummaryJson::check(path, output == Destination::Stdout)?),
         None => None,
     };
-    let mut config = config(&args)?;
-    config.concurrency =
-        super::fit_open_files(config.concurrency, super::raise_open_files_limit(), args.quiet);
+    let concurrency = super::fit_open_files(args.concurrency, super::raise_open_files_limit(), args.quiet);
+    let mut fetcher = fetcher(&args)?.concurrency(concurrency);
     let mut job = job(&args, output.clone())?;
     job.cursor = cursor;
     if job.sources.contains(&Source::Stdin) && std::io::stdin().is_terminal() {
@@ -35,12 +36,12 @@ pub fn run(mut args: FetchArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(path) = &args.validators {
         let store = std::sync::Arc::new(ValidatorFile::open(path).context("--validators")?);
-        config.validators = Some(store.clone());
+        fetcher = fetcher.validators(store.clone());
         job.validators = Some(store);
     }
     if args.at_most_once {
         let log = SentLog::new(args.fsync != Fsync::Never);
-        config.before_unsafe_send = Some(log.hook());
+        fetcher = fetcher.before_unsafe_send(log.hook());
         job.at_most_once = Some(log);
     }
     if args.insecure {
@@ -49,14 +50,15 @@ pub fn run(mut args: FetchArgs) -> anyhow::Result<ExitCode> {
              anyone on the network path can read and change this traffic"
         );
     }
+    // Built before the run starts, so that a setting the library refuses is a usage error.
+    let fetcher = fetcher.build()?;
     let runtime = super::runtime(args.threads.into())?;
-    let (quiet, grace, progress) = (args.quiet, args.grace, shows_progress(&args));
+    let (quiet, grace, progress) = (args.quiet, args.grace.0, shows_progress(&args));
     // The run is spawned onto the runtime rather than driven by `block_on` on this thread: its
     // aggregator then lives on a worker, and handing it each record is not a cross-thread
     // wake-up of the main thread.
     let result = runtime.block_on(async move {
         tokio::spawn(async move {
-            let fetcher = Fetcher::builder().config(config).build()?;
             let run = pipeline::Run::open(&fetcher, job).await?;
             if let (Some(resumed), false) = (run.resumed(), quiet) {
                 eprintln!("outofsync: {}", describe_resume(resumed));
@@ -150,48 +152,64 @@ fn describe_resume(resumed: &Resumed) -> String {
     text + "; fetching the rest"
 }
 
-fn config(args: &FetchArgs) -> anyhow::Result<Config> {
-    let mut config = Config {
-        concurrency: args.concurrency,
-        per_host: args.per_host,
-        connect_timeout: args.connect_timeout,
-        timeout: args.timeout,
-        read_timeout: args.read_timeout,
-        deadline: args.deadline,
-        retry: RetryPolicy {
-            retries: args.retries,
-            backoff: args.backoff,
-            max_backoff: args.max_backoff,
-            max_retry_after: args.max_retry_after,
-            non_idempotent: args.retry_non_idempotent,
-        },
-        rate: args.rate,
-        global_rate: args.global_rate,
-        max_redirects: args.max_redirects,
-        https_only: args.https_only,
-        max_body: args.max_body,
-        body: args.body,
-        resolve: args.resolve.clone(),
-        ca_file: args.cacert.clone(),
-        insecure: args.insecure,
-        http: if args.http1_only {
-            HttpVersion::Http1Only
-        } else if args.http2_prior_knowledge {
-            HttpVersion::Http2PriorKnowledge
-        } else {
-            HttpVersion::Auto
-        },
-        ok_status: args.ok_status.clone(),
-        ..Config::default()
+/// The fetcher the flags describe; the library checks the settings as it builds it.
+fn fetcher(args: &FetchArgs) -> anyhow::Result<FetcherBuilder> {
+    let http = if args.http1_only {
+        HttpVersion::Http1Only
+    } else if args.http2_prior_knowledge {
+        HttpVersion::Http2PriorKnowledge
+    } else {
+        HttpVersion::Auto
     };
-    if args.concurrency == 0 {
-        bail!("--concurrency must be at least 1");
+    let mut builder = Fetcher::builder()
+        .concurrency(args.concurrency)
+        .connect_timeout(args.connect_timeout.0)
+        .timeout(args.timeout.0)
+        .read_timeout(args.read_timeout.0)
+        .deadline(args.deadline.0)
+        .retries(args.retries)
+        .backoff(args.backoff.0)
+        .max_backoff(args.max_backoff.0)
+        .max_retry_after(args.max_retry_after.0)
+        .retry_non_idempotent(args.retry_non_idempotent)
+        .max_redirects(args.max_redirects)
+        .https_only(args.https_only)
+        .max_body(args.max_body.0)
+        .body(args.body)
+        .danger_accept_invalid_certs(args.insecure)
+        .http(http)
+        .ok_status(args.ok_status.clone())
+        .max_pages(args.max_pages)
+        .keep_headers(if args.include {
+            KeepHeaders::All
+        } else if args.keep_headers.is_empty() {
+            KeepHeaders::None
+        } else {
+            KeepHeaders::Only(args.keep_headers.clone())
+        })
+        .headers(headers(args)?);
+    if let Some(n) = args.per_host {
+        builder = builder.per_host(n);
     }
+    if let Some(rate) = args.rate {
+        builder = builder.rate(rate);
+    }
+    if let Some(rate) = args.global_rate {
+        builder = builder.global_rate(rate);
+    }
+    for resolve in &args.resolve {
+        builder = builder.resolve(resolve.clone());
+    }
+    if let Some(path) = &args.cacert {
+        builder = builder.ca_file(path);
+    }
+    builder = builder.proxies(match args.proxy.as_deref() {
+        Some("") => Proxies::none(),
+        Some(url) => Proxies::all(url, args.noproxy.as_deref())?,
+        None => Proxies::from_env(args.noproxy.as_deref()),
+    });
     if let Some(program) = &args.jq {
-        if args.body == BodyMode::None {
-            bail!("--jq needs the body: it cannot go with --body none");
-        }
-        config.filter = Some(JqFilter::compile(program)?);
+        builder = builder.filter(JqFilter::compile(program)?);
     }
     if let Some(how) = &args.paginate {
         let paginate = how.parse::<Paginate>().map_err(anyhow::Error::msg)?;
@@ -201,29 +219,34 @@ fn config(args: &FetchArgs) -> anyhow::Result<Config> {
                  follows the Link header's URL as it is, so there is nothing to set"
             );
         }
-        config.paginate = Some(paginate.with_param(args.page_param.clone()));
-        config.max_pages = args.max_pages.max(1);
+        builder = builder.paginate(paginate.with_param(args.page_param.clone()));
     }
+    Ok(builder)
+}
+
+/// The headers of every request: the library's defaults, changed by the flags.
+fn headers(args: &FetchArgs) -> anyhow::Result<http::HeaderMap> {
+    let mut headers = Config::default().headers;
     if args.json.is_some() {
-        config.headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
+        headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
     }
     if let Some(agent) = &args.user_agent {
         let value = HeaderValue::from_str(agent).context("--user-agent is not a valid header value")?;
-        config.headers.insert(USER_AGENT, value);
+        headers.insert(USER_AGENT, value);
     }
     if let Some(user) = &args.user {
-        config.headers.insert(AUTHORIZATION, basic_auth(user)?);
+        headers.insert(AUTHORIZATION, basic_auth(user)?);
     }
     for header in &args.headers {
         // curl's "Name:" (nothing after the colon) removes a header the tool would send.
         if let Some(name) = header.strip_suffix(':').filter(|n| !n.contains(':')) {
-            config.headers.remove(name.trim());
+            headers.remove(name.trim());
             continue;
         }
         let (name, value) = parse_header_line(header).map_err(|e| anyhow::anyhow!("-H: {e}"))?;
-        config.headers.insert(name, value);
+        headers.insert(name, value);
     }
-    Ok(config)
+    Ok(headers)
 }
 
 /// `-u USER:PASSWORD` as an `Authorization: Basic …` value, marked sensitive so that no `Debug`

@@ -29,12 +29,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 /// The runtime of the client commands: `workers` threads run the event loop (`fetch --threads`).
 ///
-/// One is the default: measured on 2 cores against nginx on the same machine (30,000 small
-/// requests, one and two workers side by side, and `bench/peers.sh` before and after), one
-/// worker takes a quarter less CPU per small request than two, and is faster, because two workers
-/// wake each other and share every lock and counter of the run. Two finish 64 KiB bodies about
-/// 15% sooner (checking them as JSON is then the bottleneck) for the same CPU; handing only that
-/// check to a blocking thread was tried and did not help.
+/// One is the default: one worker takes less CPU per small request than two, and is faster,
+/// because two workers wake each other and share every lock and counter of the run; two pay only
+/// when one core is saturated (big bodies to check as JSON). The measurements are in
+/// BENCHMARKS.md, "Why the code is shaped this way".
 ///
 /// The runtime starts its workers first, as it is built, and its blocking threads later, on demand:
 /// the first `workers` threads are named `outofsync-loop`, the others `outofsync-block`, so that

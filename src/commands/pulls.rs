@@ -17,7 +17,7 @@ pub fn cursor(args: &mut FetchArgs) -> anyhow::Result<Option<Arc<Cursor>>> {
     let filter = JqFilter::compile(program)
         .map_err(|e| anyhow::anyhow!("--cursor: {}", e.message.replacen("--jq ", "", 1)))?;
     let lookback = match (args.lookback, args.lookback_n) {
-        (Some(back), _) => Lookback::Duration(back),
+        (Some(back), _) => Lookback::Duration(back.0),
         (None, Some(n)) => Lookback::Count(n),
         (None, None) => Lookback::None,
     };

@@ -3,9 +3,11 @@
 
 #![allow(dead_code)]
 
+pub mod daemon;
 pub mod faultproxy;
 pub mod hostile;
 pub mod nginx;
+pub mod proxy;
 pub mod real;
 pub mod tls;
 

@@ -194,7 +194,7 @@ impl Nginx {
                 Ok(()) => return Some(Nginx { child, ports, dir, syncs: AtomicU64::new(0) }),
                 Err(why) => last_error = why,
             }
-            stop(&mut child);
+            super::daemon::stop(&mut child);
         }
         panic!("nginx did not start: {last_error}");
     }
@@ -312,7 +312,8 @@ impl Nginx {
 
 impl Drop for Nginx {
     fn drop(&mut self) {
-        stop(&mut self.child);
+        // TERM is nginx's fast shutdown: the master stops its worker and exits.
+        super::daemon::stop(&mut self.child);
     }
 }
 
@@ -362,27 +363,6 @@ fn wait_until_ready(child: &mut Child, dir: &Path, control: SocketAddr) -> Resul
             Err(_) => std::thread::sleep(Duration::from_millis(10)),
         }
     }
-}
-
-/// TERM (nginx's fast shutdown: the master stops its worker and exits), then KILL to the whole
-/// group if it is still there after a while; reaps the master either way.
-fn stop(child: &mut Child) {
-    if child.try_wait().ok().flatten().is_some() {
-        return;
-    }
-    let pid = libc::pid_t::try_from(child.id()).expect("pids fit");
-    // SAFETY: kill(2) has no memory effects; the pid is our unreaped child's, so not reused.
-    unsafe { libc::kill(pid, libc::SIGTERM) };
-    let start = Instant::now();
-    while start.elapsed() < PATIENCE {
-        if child.try_wait().ok().flatten().is_some() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    // SAFETY: as above; the group is the one the master was started in, led by it.
-    unsafe { libc::kill(-pid, libc::SIGKILL) };
-    _ = child.wait();
 }
 
 /// Sends `GET uri` on a fresh connection (with `extra` header lines, each ending in CRLF) and

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::engines::{EngineKind, Job};
+use super::engines::{EngineJob, EngineKind};
 use super::workload::{Workload, WorkloadKind, WorkloadParams};
 
 /// The stack of every thread the engines start: 128 KiB. Rust's default of 2 MiB would reserve
@@ -185,12 +185,12 @@ pub struct Cell {
 
 impl Cell {
     /// The engine's job for this cell.
-    pub fn job(&self) -> Job {
-        Job {
+    pub fn job(&self) -> EngineJob {
+        EngineJob {
             workload: Workload::new(self.workload, &self.base, self.params.clone()),
             requests: self.requests,
             concurrency: self.concurrency,
-            config: Job::client_config(self.concurrency),
+            config: EngineJob::client_config(self.concurrency),
             pool_size: self.pool_size,
             cpu_threads: self.cpu_threads,
             stack_size: self.stack_size,

@@ -13,7 +13,7 @@ use http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 
 use super::conditional::{self, Validators};
-use super::reply::{self, Outcome, Query};
+use super::reply::{self, Answer, Query};
 
 /// Items in the collection.
 pub const TOTAL: u64 = 1000;
@@ -42,7 +42,7 @@ impl Default for Changes {
 
 /// `GET /changes?since=T&per_page=M&page=P`: the items changed after `T` (RFC 3339, any offset;
 /// default: all), oldest change first, a page at a time, with the `next` page's URL.
-pub fn list(changes: &Changes, query: &Query, host: &str) -> Outcome {
+pub fn list(changes: &Changes, query: &Query, host: &str) -> Answer {
     let since = match query.str("since") {
         None | Some("") => 0,
         Some(text) => rfc3339_seconds(text)
@@ -79,7 +79,7 @@ pub fn list(changes: &Changes, query: &Query, host: &str) -> Outcome {
 }
 
 /// `GET /changes/{id}`: one item, with validators; `304` when the client has it already.
-pub fn one(changes: &Changes, id: &str, headers: &HeaderMap) -> Outcome {
+pub fn one(changes: &Changes, id: &str, headers: &HeaderMap) -> Answer {
     let n = reply::segment::<u64>("id", id)?;
     if !(1..=TOTAL).contains(&n) {
         return Err(reply::error(StatusCode::NOT_FOUND, format!("no item {n}: ids go from 1 to {TOTAL}")));
@@ -91,7 +91,7 @@ pub fn one(changes: &Changes, id: &str, headers: &HeaderMap) -> Outcome {
 
 /// `POST /changes/touch?n=K`: the K least recently changed items change now, each a second after
 /// the one before; says which, and when the last changed.
-pub fn touch(changes: &Changes, query: &Query) -> Outcome {
+pub fn touch(changes: &Changes, query: &Query) -> Answer {
     let k = reply::capped("n", query.get::<u64>("n")?.unwrap_or(1), TOTAL)?;
     let mut items = changes.items.lock().unwrap();
     let mut order: Vec<u64> = (1..=TOTAL).collect();
@@ -203,7 +203,7 @@ mod tests {
     fn a_touch_changes_the_least_recently_changed_items_after_the_newest() {
         let changes = Changes::default();
         let q = |s: &'static str| Query::parse(Some(s));
-        let body = |outcome: Outcome| {
+        let body = |outcome: Answer| {
             let reply = outcome.unwrap();
             let (_, body) = reply.into_parts();
             body

@@ -8,7 +8,7 @@ use http::header::{ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED};
 use http::{HeaderMap, HeaderValue, StatusCode};
 
 use super::body::Body;
-use super::reply::{Outcome, Reply};
+use super::reply::{Answer, Reply};
 
 /// The validators of a representation.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -66,7 +66,7 @@ impl Validators {
 /// A `304 Not Modified` (no body) when the request's conditions match `validators`; otherwise the
 /// reply `make` builds, with the validators on it. `make` is not called for a 304, so an unchanged
 /// document costs no work.
-pub fn reply(headers: &HeaderMap, validators: &Validators, make: impl FnOnce() -> Outcome) -> Outcome {
+pub fn reply(headers: &HeaderMap, validators: &Validators, make: impl FnOnce() -> Answer) -> Answer {
     let mut reply = if validators.matched_by(headers) {
         let mut reply = Reply::new(Body::empty());
         *reply.status_mut() = StatusCode::NOT_MODIFIED;

@@ -8,7 +8,7 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use serde_json::{Map, Value, json};
 
-use super::reply::{self, Outcome, Query};
+use super::reply::{self, Answer, Query};
 
 /// The largest request body `/anything` reads; past it, `413`.
 pub const MAX_BODY: usize = 16 << 20;
@@ -18,7 +18,7 @@ pub const MAX_BODY: usize = 16 << 20;
 /// `headers` maps each lower-case name to its value (repeated headers are joined with `", "`);
 /// the body appears as `text` when it is UTF-8 (and also parsed under `json` when it is JSON),
 /// otherwise as `body_b64`.
-pub async fn anything(parts: &Parts, body: Incoming) -> Outcome {
+pub async fn anything(parts: &Parts, body: Incoming) -> Answer {
     let body: Bytes = match Limited::new(body, MAX_BODY).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {

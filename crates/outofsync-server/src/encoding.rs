@@ -13,7 +13,7 @@ use http::StatusCode;
 use http::header::{CONTENT_ENCODING, HeaderValue, VARY};
 
 use super::body::Body;
-use super::reply::{self, APPLICATION_JSON, Outcome, Query};
+use super::reply::{self, APPLICATION_JSON, Answer, Query};
 
 /// The largest decoded size `/bomb` produces.
 pub const MAX_BOMB: u64 = 64 << 30;
@@ -183,7 +183,7 @@ impl Default for Compressed {
     }
 }
 
-fn encoded_reply(body: Body, codings: &[Coding]) -> Outcome {
+fn encoded_reply(body: Body, codings: &[Coding]) -> Answer {
     let tokens: Vec<&str> = codings.iter().map(|c| c.token()).collect();
     let mut reply = reply::with_type(StatusCode::OK, body, APPLICATION_JSON);
     let value = HeaderValue::from_str(&tokens.join(", ")).expect("tokens are valid header text");
@@ -193,14 +193,14 @@ fn encoded_reply(body: Body, codings: &[Coding]) -> Outcome {
 }
 
 /// `GET /gzip`, `/deflate`, `/brotli`, `/zstd`: a JSON document compressed with that coding.
-pub fn document(compressed: &Compressed, coding: Coding) -> Outcome {
+pub fn document(compressed: &Compressed, coding: Coding) -> Answer {
     let (_, bytes) = compressed.docs.iter().find(|(c, _)| *c == coding).expect("every coding is precomputed");
     encoded_reply(Body::full(bytes.clone()), &[coding])
 }
 
 /// `GET /bomb?encoding=gzip&size=BYTES`: `{"bomb":"AAAA…"}`, exactly `size` bytes once decoded,
 /// compressed with `encoding` (a comma-separated chain such as `gzip,br` applies several, in order).
-pub fn bomb(query: &Query) -> Outcome {
+pub fn bomb(query: &Query) -> Answer {
     let codings = query
         .str("encoding")
         .unwrap_or("gzip")

@@ -10,7 +10,7 @@ use http::{HeaderValue, StatusCode};
 use serde_json::json;
 
 use super::body::Body;
-use super::reply::{self, APPLICATION_JSON, Outcome, Query};
+use super::reply::{self, APPLICATION_JSON, Answer, Query};
 
 /// The largest document `/json?size=` builds.
 pub const MAX_SIZE: usize = 64 << 20;
@@ -87,7 +87,7 @@ fn padded_tail(size: usize) -> Vec<u8> {
 }
 
 /// `GET /json?id=N&size=BYTES`.
-pub fn document(docs: &Documents, query: &Query) -> Outcome {
+pub fn document(docs: &Documents, query: &Query) -> Answer {
     let size = query.get::<usize>("size")?.map(|s| reply::capped("size", s, MAX_SIZE)).transpose()?;
     let id = match query.str("id") {
         None => "1".to_owned(),
@@ -104,7 +104,7 @@ pub fn document(docs: &Documents, query: &Query) -> Outcome {
 
 /// `GET /items?page=N&per_page=M&total=T` (pages count from 1; `cursor=cN` is the same as `page=N`;
 /// `cycle=N` makes page N link back to page 1).
-pub fn items(query: &Query, host: &str) -> Outcome {
+pub fn items(query: &Query, host: &str) -> Answer {
     let page = match query.str("cursor") {
         Some(c) => match c.strip_prefix('c').and_then(|n| n.parse::<u64>().ok()) {
             Some(n) => n,

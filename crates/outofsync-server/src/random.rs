@@ -6,14 +6,14 @@ use http::StatusCode;
 use http::header::{CONTENT_LENGTH, HeaderValue};
 
 use super::body::Body;
-use super::reply::{self, Outcome};
+use super::reply::{self, Answer};
 
 /// The most bytes `/bytes/{n}` sends.
 pub const MAX_BYTES: u64 = 1 << 30;
 const CHUNK: u64 = 64 * 1024;
 
 /// `GET /bytes/{n}`: `application/octet-stream`, streamed in 64 KiB chunks with a `Content-Length`.
-pub fn bytes(seed: u64, n: &str) -> Outcome {
+pub fn bytes(seed: u64, n: &str) -> Answer {
     let n = reply::capped("n", reply::segment::<u64>("n", n)?, MAX_BYTES)?;
     let rng = fastrand::Rng::with_seed(seed ^ n.rotate_left(17));
     let body = stream::unfold((rng, n), |(mut rng, left)| async move {

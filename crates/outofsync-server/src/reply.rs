@@ -15,7 +15,7 @@ use super::body::Body;
 pub type Reply = Response<Body>;
 
 /// The outcome of an endpoint that may refuse its input.
-pub type Outcome = Result<Reply, Refusal>;
+pub type Answer = Result<Reply, Refusal>;
 
 /// Why a request was refused; it becomes a JSON error reply `{"error": message, "status": code}`.
 #[derive(Debug)]

@@ -11,8 +11,8 @@ use super::changes::{self, Changes};
 use super::conditional::{self, Validators};
 use super::encoding::{self, Coding, Compressed};
 use super::json::{self, Documents};
-use super::reply::{self, Outcome, Query, Refusal, Reply};
-use super::stats::Stats;
+use super::reply::{self, Answer, Query, Refusal, Reply};
+use super::stats::ServerStats;
 use super::status::{self, Failures};
 use super::{echo, random, redirect, timing, users};
 
@@ -22,7 +22,7 @@ const STATIC_SINCE: u64 = 1_767_225_600;
 /// What the endpoints share for the life of a server.
 pub(crate) struct State {
     pub seed: u64,
-    pub stats: Arc<Stats>,
+    pub stats: Arc<ServerStats>,
     pub docs: Documents,
     pub failures: Failures,
     pub compressed: Compressed,
@@ -33,7 +33,7 @@ impl State {
     pub fn new(seed: u64) -> Self {
         Self {
             seed,
-            stats: Arc::new(Stats::new()),
+            stats: Arc::new(ServerStats::new()),
             docs: Documents::default(),
             failures: Failures::new(seed),
             compressed: Compressed::new(),
@@ -63,7 +63,7 @@ pub(crate) async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<
     Ok(Response::from_parts(head, body.with_guard(Some(guard))))
 }
 
-async fn route(state: &State, parts: &http::request::Parts, body: Incoming, host: &str) -> Outcome {
+async fn route(state: &State, parts: &http::request::Parts, body: Incoming, host: &str) -> Answer {
     let path = parts.uri.path();
     let query = Query::parse(parts.uri.query());
     let mut segments = path.strip_prefix('/').unwrap_or(path).splitn(2, '/');

@@ -50,7 +50,7 @@ impl Gauge {
 }
 
 /// Everything `/stats` reports.
-pub struct Stats {
+pub struct ServerStats {
     started: Mutex<Instant>,
     all: Gauge,
     by_path: Mutex<HashMap<Box<str>, u64>>,
@@ -59,7 +59,7 @@ pub struct Stats {
 
 /// Marks one request as in flight until dropped (it lives in the response body).
 pub struct InFlight {
-    stats: Arc<Stats>,
+    stats: Arc<ServerStats>,
     host: Arc<Gauge>,
 }
 
@@ -70,7 +70,7 @@ impl Drop for InFlight {
     }
 }
 
-impl Stats {
+impl ServerStats {
     /// Fresh counters.
     pub fn new() -> Self {
         Self {
@@ -133,7 +133,7 @@ impl Stats {
     }
 }
 
-impl Default for Stats {
+impl Default for ServerStats {
     fn default() -> Self {
         Self::new()
     }

@@ -9,7 +9,7 @@ use serde_json::json;
 use tokio::time::Instant;
 
 use super::body::Body;
-use super::reply::{self, Outcome, Query, Reply};
+use super::reply::{self, Answer, Query, Reply};
 
 /// How many distinct `/flaky/{k}?key=` counters are kept; past it they all start again from zero.
 pub const MAX_FLAKY_KEYS: usize = 100_000;
@@ -38,7 +38,7 @@ impl Failures {
 }
 
 /// `GET /status/{code}`: that status, with `{"status": code, "reason": …}`.
-pub fn status(code: &str) -> Outcome {
+pub fn status(code: &str) -> Answer {
     let code = reply::segment::<u16>("status code", code)?;
     let status = StatusCode::from_u16(code)
         .ok()
@@ -57,7 +57,7 @@ fn unavailable(detail: serde_json::Value) -> Reply {
 }
 
 /// `GET /flaky/{k}?key=K`: 503 for the first `k` requests with key `K`, then 200.
-pub fn flaky_key(failures: &Failures, k: &str, query: &Query) -> Outcome {
+pub fn flaky_key(failures: &Failures, k: &str, query: &Query) -> Answer {
     let k = reply::segment::<u32>("k", k)?;
     let key = query.str("key").unwrap_or_default().to_owned();
     let attempt = {
@@ -74,7 +74,7 @@ pub fn flaky_key(failures: &Failures, k: &str, query: &Query) -> Outcome {
 }
 
 /// `GET /flaky?p=P`: 503 with probability `P` (from the server's seeded generator), else 200.
-pub fn flaky_random(failures: &Failures, query: &Query) -> Outcome {
+pub fn flaky_random(failures: &Failures, query: &Query) -> Answer {
     let p = query.get::<f64>("p")?.unwrap_or(0.5);
     if !(0.0..=1.0).contains(&p) {
         return Err(reply::bad_request("p must be within 0..=1"));
@@ -86,7 +86,7 @@ pub fn flaky_random(failures: &Failures, query: &Query) -> Outcome {
 
 /// `GET /ratelimit?rps=N`: a server-wide token bucket of `N` requests per second (burst `N`, at
 /// least 1); over it, `429` with `Retry-After` in whole seconds. Each distinct `N` is its own bucket.
-pub fn ratelimit(failures: &Failures, query: &Query) -> Outcome {
+pub fn ratelimit(failures: &Failures, query: &Query) -> Answer {
     let rps = query.get::<f64>("rps")?.unwrap_or(10.0);
     if !(rps > 0.0 && rps <= 1e6) {
         return Err(reply::bad_request("rps must be within (0, 1000000]"));

@@ -9,7 +9,7 @@ use http::header::{CONTENT_LENGTH, HeaderValue};
 use serde_json::json;
 
 use super::body::Body;
-use super::reply::{self, Outcome, Query};
+use super::reply::{self, Answer, Query};
 
 /// The longest `/delay` and the longest `/drip`, in milliseconds (10 minutes).
 pub const MAX_DELAY_MS: u64 = 600_000;
@@ -17,7 +17,7 @@ pub const MAX_DELAY_MS: u64 = 600_000;
 pub const MAX_DRIP_BYTES: u64 = 10 << 20;
 
 /// `GET /delay/{ms}`: answers `{"delay_ms": ms}` after `ms` milliseconds.
-pub async fn delay(ms: &str) -> Outcome {
+pub async fn delay(ms: &str) -> Answer {
     let ms = reply::capped("delay", reply::segment::<u64>("delay", ms)?, MAX_DELAY_MS)?;
     tokio::time::sleep(Duration::from_millis(ms)).await;
     Ok(reply::json(StatusCode::OK, &json!({ "delay_ms": ms })))
@@ -25,7 +25,7 @@ pub async fn delay(ms: &str) -> Outcome {
 
 /// `GET /drip?bytes=N&interval_ms=M&delay_ms=D`: after `D` ms, sends `N` bytes (`*`) one at a
 /// time, `M` ms apart, with a truthful `Content-Length`.
-pub fn drip(query: &Query) -> Outcome {
+pub fn drip(query: &Query) -> Answer {
     let bytes = reply::capped("bytes", query.get::<u64>("bytes")?.unwrap_or(10), MAX_DRIP_BYTES)?;
     let interval = query.get::<u64>("interval_ms")?.unwrap_or(100);
     let delay = query.get::<u64>("delay_ms")?.unwrap_or(0);
@@ -53,7 +53,7 @@ pub fn drip(query: &Query) -> Outcome {
 }
 
 /// `GET /endless`: a chunked body that never ends, as fast as the client reads it.
-pub fn endless() -> Outcome {
+pub fn endless() -> Answer {
     static CHUNK: [u8; 16 * 1024] = [b'x'; 16 * 1024];
     let body = stream::repeat_with(|| Ok(Bytes::from_static(&CHUNK)));
     Ok(reply::with_type(StatusCode::OK, Body::stream(body), HeaderValue::from_static("text/plain")))

@@ -4,7 +4,7 @@
 use http::StatusCode;
 use serde_json::json;
 
-use super::reply::{self, Outcome, Query};
+use super::reply::{self, Answer, Query};
 
 /// The largest page.
 const MAX_PER_PAGE: u64 = 1000;
@@ -13,7 +13,7 @@ const MAX_TOTAL: u64 = 1 << 32;
 
 /// `GET /users?page=N&per_page=M&total=T`: users `(N-1)·M+1` to `N·M` of `T` (default 100), as
 /// `{"users":[{"id":…,"name":…}],"page":N,"next":URL or null}`; pages count from 1.
-pub fn list(query: &Query, host: &str) -> Outcome {
+pub fn list(query: &Query, host: &str) -> Answer {
     let page = query.get::<u64>("page")?.unwrap_or(1);
     if page == 0 {
         return Err(reply::bad_request("page counts from 1"));
@@ -31,7 +31,7 @@ pub fn list(query: &Query, host: &str) -> Outcome {
 }
 
 /// `GET /users/{id}`: `{"id":…,"name":…,"email":…,"team":…}` for any id from 1.
-pub fn one(id: &str) -> Outcome {
+pub fn one(id: &str) -> Answer {
     let id = reply::segment::<u64>("id", id)?;
     if id == 0 {
         return Err(reply::error(StatusCode::NOT_FOUND, "user ids count from 1"));

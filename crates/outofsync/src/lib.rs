@@ -24,7 +24,7 @@
 //! it, `outofsync-server` is the built-in JSON API (the demo, the tests, the lab and the
 //! benchmarks talk to it), `outofsync-lab` measures async against threads, and `outofsync-cli`
 //! is the `outofsync` command, a thin crate over the three.
-#![deny(missing_docs)]
+#![deny(missing_docs, missing_debug_implementations)]
 
 pub mod cursor;
 pub mod engine;
@@ -36,4 +36,4 @@ pub mod stats;
 
 pub use engine::{BodyMode, BuildError, Config, Fetcher, FetcherBuilder, get_json};
 pub use record::{ErrorKind, Payload, Record, RecordError};
-pub use request::{Input, InvalidInput, RequestSpec};
+pub use request::{Input, InvalidInput, ParseError, RequestSpec};

@@ -19,13 +19,14 @@ use std::time::Instant;
 use futures_util::{FutureExt, StreamExt, future, stream};
 
 use crate::cursor::{Cursor, CursorError, CursorValue, Tracker};
+use crate::engine::machine::Walk;
 use crate::engine::{Fetcher, Order, RunOptions, Shutdown, is_idempotent};
 use crate::output::validators::{Committed, StoreError};
 use crate::output::{
     Destination, Done, Fsync, Journal, Manifest, OpenError, Resumed, SentLog, Sink, Start, ValidatorFile,
     WriteError,
 };
-use crate::record::{ErrorKind, Record, RecordError};
+use crate::record::{ErrorKind, RecordError};
 use crate::request::{Input, InvalidInput, LineDefaults, Reader, Source, reader};
 use crate::stats::{Counters, Stats, Summary};
 
@@ -154,6 +155,12 @@ pub struct Run<'a> {
     noted: HashSet<u64>,
     /// The cursor values seen, those of a resumed output's records included.
     cursor: Tracker,
+}
+
+impl std::fmt::Debug for Run<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Run").field("job", &self.job).field("resumed", &self.resumed).finish_non_exhaustive()
+    }
 }
 
 impl<'a> Run<'a> {
@@ -328,10 +335,10 @@ impl<'a> Run<'a> {
             if let Some(cursor) = &job.cursor {
                 cursor.observe(&mut tracker, &record);
             }
-            if cut_by_max_pages(&record, max_pages) {
+            if Walk::cut_at(&record, max_pages) {
                 stats.walk_cut();
             }
-            ended += u64::from(ends_its_input(&record, max_pages));
+            ended += u64::from(Walk::ends_with(&record, max_pages));
             counters.count(&record);
             if sink.push(&record).await.is_err() {
                 break;
@@ -376,21 +383,6 @@ impl<'a> Run<'a> {
             _ => None,
         };
         Ok(Outcome { summary, output_closed, resumed, stopped: shutdown.is_stopping(), validators, cursor })
-    }
-}
-
-/// Whether `record` is the last page of a walk that `--max-pages` ended: it names a next page,
-/// and the walk stops before a page number the limit does not allow (see `Engine::walk`).
-fn cut_by_max_pages(record: &Record, max_pages: u32) -> bool {
-    record.ok && record.next.is_some() && record.page.is_some_and(|page| page.saturating_add(1) >= max_pages)
-}
-
-/// Whether `record` is the last its input makes: the only one, or the page its walk ends on (no
-/// next page, or the next one is beyond `--max-pages`; see `Engine::walk`).
-fn ends_its_input(record: &Record, max_pages: u32) -> bool {
-    match record.page {
-        None => true,
-        Some(page) => record.next.is_none() || page.saturating_add(1) >= max_pages,
     }
 }
 

@@ -100,11 +100,6 @@ impl Stats {
         self.walks_cut += 1;
     }
 
-    /// Records counted so far.
-    pub fn total(&self) -> u64 {
-        self.total
-    }
-
     /// Records that failed so far.
     pub fn failed(&self) -> u64 {
         self.total - self.ok

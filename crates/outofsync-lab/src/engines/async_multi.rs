@@ -5,10 +5,10 @@
 use std::sync::Arc;
 
 use super::event_loop::{Offload, drive};
-use super::{EngineError, Job, Tally};
+use super::{EngineError, EngineJob, Tally};
 
 /// Runs `job` on `job.cpu_threads` workers; the caller's thread only waits.
-pub(super) fn run(job: Arc<Job>, tally: Arc<Tally>) -> Result<(), EngineError> {
+pub(super) fn run(job: Arc<EngineJob>, tally: Arc<Tally>) -> Result<(), EngineError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(job.cpu_threads)
         .enable_all()

@@ -4,10 +4,10 @@
 use std::sync::Arc;
 
 use super::event_loop::{Offload, drive};
-use super::{EngineError, Job, Tally};
+use super::{EngineError, EngineJob, Tally};
 
 /// Runs `job` on one thread: the caller's.
-pub(super) fn run(job: Arc<Job>, tally: Arc<Tally>) -> Result<(), EngineError> {
+pub(super) fn run(job: Arc<EngineJob>, tally: Arc<Tally>) -> Result<(), EngineError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .thread_stack_size(job.stack_size)

@@ -11,7 +11,7 @@ use tokio::runtime::Runtime;
 use tokio::sync::Semaphore;
 use tokio::task::{JoinError, JoinSet};
 
-use super::{EngineError, Job, Tally};
+use super::{EngineError, EngineJob, Tally};
 use outofsync::engine::Fetcher;
 
 /// Where the heavy work of a response runs.
@@ -29,7 +29,7 @@ pub(super) enum Offload {
 /// Runs `job` on `runtime` and returns when every record is tallied.
 pub(super) fn drive(
     runtime: &Runtime,
-    job: Arc<Job>,
+    job: Arc<EngineJob>,
     tally: Arc<Tally>,
     offload: Offload,
 ) -> Result<(), EngineError> {

@@ -5,10 +5,10 @@
 use std::sync::Arc;
 
 use super::event_loop::{Offload, drive};
-use super::{EngineError, Job, Tally};
+use super::{EngineError, EngineJob, Tally};
 
 /// Runs `job`'s I/O on the caller's thread and its heavy work on `job.cpu_threads` more.
-pub(super) fn run(job: Arc<Job>, tally: Arc<Tally>) -> Result<(), EngineError> {
+pub(super) fn run(job: Arc<EngineJob>, tally: Arc<Tally>) -> Result<(), EngineError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .max_blocking_threads(job.cpu_threads)

@@ -8,9 +8,9 @@
 //!   (hyper, async) or [`BlockingClient`] (ureq, blocking), both HTTP/1.1 only, configured from the
 //!   same [`Config`];
 //! - the async engines share one loop (`event_loop`), the blocking ones one client (`blocking`);
-//! - every record goes through [`Job::finish`]: the workload's work, then the [`Tally`].
+//! - every record goes through [`EngineJob::finish`]: the workload's work, then the [`Tally`].
 //!
-//! Every thread an engine starts gets the same, explicit stack size ([`Job::stack_size`]).
+//! Every thread an engine starts gets the same, explicit stack size ([`EngineJob::stack_size`]).
 
 mod async_multi;
 mod async_one;
@@ -105,7 +105,7 @@ impl EngineKind {
     ///
     /// # Errors
     /// The engine could not start: a runtime, a client or a thread could not be created.
-    pub fn run(self, job: Arc<Job>, tally: Arc<Tally>) -> Result<(), EngineError> {
+    pub fn run(self, job: Arc<EngineJob>, tally: Arc<Tally>) -> Result<(), EngineError> {
         match self {
             EngineKind::Async1 => async_one::run(job, tally),
             EngineKind::AsyncN => async_multi::run(job, tally),
@@ -149,7 +149,7 @@ pub enum EngineError {
 
 /// What an engine runs: the requests, how many at a time, and the shared settings.
 #[derive(Clone, Debug)]
-pub struct Job {
+pub struct EngineJob {
     /// Builds request `i` and does the work of its response.
     pub workload: Workload,
     /// How many requests: `0..requests`.
@@ -166,18 +166,16 @@ pub struct Job {
     pub stack_size: usize,
 }
 
-impl Job {
+impl EngineJob {
     /// The client settings of the lab: HTTP/1.1 only (ureq speaks nothing else), retries as
     /// `fetch` has them (both clients drive the same request machine), no `Accept-Encoding`
     /// (ureq is built without decompression, so neither client may ask for it), `concurrency`
     /// at once.
     pub fn client_config(concurrency: usize) -> Config {
-        let mut config = Config {
-            concurrency,
-            http: outofsync::engine::HttpVersion::Http1Only,
-            connect_timeout: Duration::from_secs(30),
-            ..Config::default()
-        };
+        let mut config = Config::default();
+        config.concurrency = concurrency;
+        config.http = outofsync::engine::HttpVersion::Http1Only;
+        config.connect_timeout = Duration::from_secs(30);
         // Retried as by `fetch`, but with short waits: the waits would otherwise be most of the
         // wall time of a workload whose failures are on purpose, in every engine alike.
         config.retry.backoff = Duration::from_millis(10);

@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 
-use super::{BlockingClient, EngineError, Job, Tally};
+use super::{BlockingClient, EngineError, EngineJob, Tally};
 use crate::metrics::Status;
 
 /// Runs `job` on `min(pool_size, concurrency)` threads.
-pub(super) fn run(job: Arc<Job>, tally: Arc<Tally>) -> Result<(), EngineError> {
+pub(super) fn run(job: Arc<EngineJob>, tally: Arc<Tally>) -> Result<(), EngineError> {
     let size = job.pool_size.min(job.concurrency).max(1);
     let client = BlockingClient::new(&job.config);
     // The queue is a counter: each thread takes the next index until none is left, which is also

@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::sync::mpsc;
 use std::thread;
 
-use super::{BlockingClient, EngineError, Job, Tally};
+use super::{BlockingClient, EngineError, EngineJob, Tally};
 use crate::metrics::Status;
 
 /// Runs `job` with a thread per request, `job.concurrency` at a time.
-pub(super) fn run(job: Arc<Job>, tally: Arc<Tally>) -> Result<(), EngineError> {
+pub(super) fn run(job: Arc<EngineJob>, tally: Arc<Tally>) -> Result<(), EngineError> {
     let client = BlockingClient::new(&job.config);
     // A counting semaphore: `concurrency` tokens; a thread is started only with a token in hand,
     // and hands it back as its last act. This loop holds a sender, so `recv` cannot fail.

@@ -221,6 +221,12 @@ impl FetcherBuilder {
         self
     }
 
+    /// Which proxy each request goes through. Default: none.
+    pub fn proxies(mut self, proxies: super::Proxies) -> Self {
+        self.config.proxies = proxies;
+        self
+    }
+
     /// Called right before a non-idempotent request is first sent (see [`SendHook`]).
     /// Default: none.
     pub fn before_unsafe_send(mut self, hook: SendHook) -> Self {

@@ -10,7 +10,9 @@ use http::HeaderMap;
 
 use super::filter::JqFilter;
 use super::paginate::Paginate;
+pub use super::proxy::Proxies;
 pub use super::retry::RetryPolicy;
+use crate::request::ParseError;
 
 /// Why a fetcher could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +37,9 @@ pub enum BuildError {
 /// Everything the engine can be told. Build one with [`Fetcher::builder`](crate::Fetcher::builder)
 /// (a setter per field), or change the fields of `Config::default()` and pass it to
 /// [`FetcherBuilder::config`](crate::FetcherBuilder::config).
+///
+/// Non-exhaustive: later versions add knobs, each with a default.
+#[non_exhaustive]
 #[derive(Clone, Debug)]
 pub struct Config {
     /// Requests in flight at once, over all hosts. Default: 64.
@@ -87,6 +92,9 @@ pub struct Config {
     pub max_pages: u32,
     /// Which response headers the record keeps. Default: [`KeepHeaders::None`].
     pub keep_headers: KeepHeaders,
+    /// Which proxy each request goes through. Default: none ([`Proxies::from_env`] reads the
+    /// environment as curl does).
+    pub proxies: Proxies,
     /// Called right before a request whose method is not idempotent is sent for the first time.
     /// Default: none. See [`SendHook`].
     pub before_unsafe_send: Option<SendHook>,
@@ -147,6 +155,7 @@ impl Default for Config {
             paginate: None,
             max_pages: 1000,
             keep_headers: KeepHeaders::None,
+            proxies: Proxies::none(),
             before_unsafe_send: None,
             validators: None,
         }
@@ -195,16 +204,22 @@ pub enum BodyMode {
 }
 
 impl std::str::FromStr for BodyMode {
-    type Err = String;
+    type Err = ParseError;
 
-    fn from_str(s: &str) -> Result<Self, String> {
+    fn from_str(s: &str) -> Result<Self, ParseError> {
         match s {
             "auto" => Ok(BodyMode::Auto),
             "json" => Ok(BodyMode::Json),
             "text" => Ok(BodyMode::Text),
             "none" => Ok(BodyMode::None),
-            other => Err(format!("unknown body mode {other:?} (use auto, json, text or none)")),
+            other => Err(ParseError(format!("unknown body mode {other:?} (use auto, json, text or none)"))),
         }
+    }
+}
+
+impl fmt::Display for BodyMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
     }
 }
 
@@ -276,22 +291,22 @@ impl Rate {
 }
 
 impl FromStr for Rate {
-    type Err = String;
+    type Err = ParseError;
 
     /// `N/s`, `N/m`, `N/h` or plain `N` (per second).
-    fn from_str(s: &str) -> Result<Self, String> {
+    fn from_str(s: &str) -> Result<Self, ParseError> {
         let (count, unit) = s.split_once('/').unwrap_or((s, "s"));
         let count: u32 = count
             .trim()
             .parse()
             .ok()
             .filter(|&n| n > 0)
-            .ok_or_else(|| format!("rate {s:?}: the count must be a whole number above 0"))?;
+            .ok_or_else(|| ParseError(format!("rate {s:?}: the count must be a whole number above 0")))?;
         let per = match unit.trim() {
             "s" | "sec" | "second" => Duration::from_secs(1),
             "m" | "min" | "minute" => Duration::from_secs(60),
             "h" | "hour" => Duration::from_secs(3600),
-            other => return Err(format!("rate {s:?}: unknown unit {other:?} (use s, m or h)")),
+            other => return Err(ParseError(format!("rate {s:?}: unknown unit {other:?} (use s, m or h)"))),
         };
         Ok(Rate { count, per })
     }
@@ -321,10 +336,10 @@ pub struct Resolve {
 }
 
 impl FromStr for Resolve {
-    type Err = String;
+    type Err = ParseError;
 
-    fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("--resolve {s:?}: expected HOST:PORT:ADDR[,ADDR…]");
+    fn from_str(s: &str) -> Result<Self, ParseError> {
+        let bad = || ParseError(format!("--resolve {s:?}: expected HOST:PORT:ADDR[,ADDR…]"));
         let (host, rest) = s.split_once(':').ok_or_else(bad)?;
         let (port, addrs) = rest.split_once(':').ok_or_else(bad)?;
         let port = port.parse().map_err(|_| bad())?;
@@ -369,15 +384,15 @@ impl Default for StatusRanges {
 }
 
 impl FromStr for StatusRanges {
-    type Err = String;
+    type Err = ParseError;
 
-    fn from_str(s: &str) -> Result<Self, String> {
+    fn from_str(s: &str) -> Result<Self, ParseError> {
         let parse = |t: &str| {
             t.trim()
                 .parse::<u16>()
                 .ok()
                 .filter(|n| (100..600).contains(n))
-                .ok_or_else(|| format!("status {t:?} is not a number within 100..=599"))
+                .ok_or_else(|| ParseError(format!("status {t:?} is not a number within 100..=599")))
         };
         s.split(',')
             .map(|part| match part.split_once('-') {

@@ -45,20 +45,20 @@ impl Write for Limited {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Coding {
+enum ContentCoding {
     Gzip,
     Deflate,
     Brotli,
     Zstd,
 }
 
-impl Coding {
-    fn parse(token: &str) -> Result<Option<Coding>, BodyError> {
+impl ContentCoding {
+    fn parse(token: &str) -> Result<Option<ContentCoding>, BodyError> {
         Ok(Some(match token.trim().to_ascii_lowercase().as_str() {
-            "gzip" | "x-gzip" => Coding::Gzip,
-            "deflate" => Coding::Deflate,
-            "br" => Coding::Brotli,
-            "zstd" => Coding::Zstd,
+            "gzip" | "x-gzip" => ContentCoding::Gzip,
+            "deflate" => ContentCoding::Deflate,
+            "br" => ContentCoding::Brotli,
+            "zstd" => ContentCoding::Zstd,
             "identity" | "" => return Ok(None),
             other => return Err(BodyError::Decode(format!("unsupported content-coding {other:?}"))),
         }))
@@ -66,10 +66,10 @@ impl Coding {
 
     fn name(self) -> &'static str {
         match self {
-            Coding::Gzip => "gzip",
-            Coding::Deflate => "deflate",
-            Coding::Brotli => "br",
-            Coding::Zstd => "zstd",
+            ContentCoding::Gzip => "gzip",
+            ContentCoding::Deflate => "deflate",
+            ContentCoding::Brotli => "br",
+            ContentCoding::Zstd => "zstd",
         }
     }
 }
@@ -83,12 +83,14 @@ enum Decoder<W: Write> {
 }
 
 impl<W: Write> Decoder<W> {
-    fn new(coding: Coding, inner: W) -> io::Result<Self> {
+    fn new(coding: ContentCoding, inner: W) -> io::Result<Self> {
         Ok(match coding {
-            Coding::Gzip => Decoder::Gzip(flate2::write::MultiGzDecoder::new(inner)),
-            Coding::Deflate => Decoder::Deflate(flate2::write::ZlibDecoder::new(inner)),
-            Coding::Brotli => Decoder::Brotli(Box::new(brotli::DecompressorWriter::new(inner, 32 * 1024))),
-            Coding::Zstd => Decoder::Zstd(zstd::stream::write::Decoder::new(inner)?),
+            ContentCoding::Gzip => Decoder::Gzip(flate2::write::MultiGzDecoder::new(inner)),
+            ContentCoding::Deflate => Decoder::Deflate(flate2::write::ZlibDecoder::new(inner)),
+            ContentCoding::Brotli => {
+                Decoder::Brotli(Box::new(brotli::DecompressorWriter::new(inner, 32 * 1024)))
+            }
+            ContentCoding::Zstd => Decoder::Zstd(zstd::stream::write::Decoder::new(inner)?),
         })
     }
 
@@ -154,7 +156,7 @@ impl Chain {
 pub(crate) struct BodyBuffer {
     chain: Chain,
     /// The codings in the order they were applied (the header's order), for messages.
-    codings: Vec<Coding>,
+    codings: Vec<ContentCoding>,
     wire: u64,
     max: u64,
 }
@@ -168,7 +170,7 @@ impl BodyBuffer {
                 .to_str()
                 .map_err(|_| BodyError::Decode("Content-Encoding is not readable text".into()))?;
             for token in value.split(',') {
-                if let Some(coding) = Coding::parse(token)? {
+                if let Some(coding) = ContentCoding::parse(token)? {
                     codings.push(coding);
                 }
             }

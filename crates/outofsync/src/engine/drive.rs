@@ -58,8 +58,8 @@ pub struct RunOptions {
 /// Records in completion order; see the module documentation.
 ///
 /// Requests run on *workers*: tasks that each take the next input, run it to its end, hand its
-/// records on and take the next, so that a request costs no task of its own (spawning one, with
-/// the slot and the handles that went with it, was about 2,000 instructions a request). A worker
+/// records on and take the next, so that a request costs no task of its own, nor the slot and the
+/// handles that would go with one (BENCHMARKS.md says what that saved). A worker
 /// is an admission slot: it reads an input only when it is free to run it. Workers are started
 /// as they are needed — one more whenever a worker takes an input and none is left waiting for
 /// the next — up to `slots`, and end with the input.

@@ -37,7 +37,7 @@ impl From<BodyError> for Failure {
 pub(crate) fn connect_failure(e: &ConnectError) -> Failure {
     let kind = match e {
         ConnectError::Dns { .. } => ErrorKind::Dns,
-        ConnectError::Connect { .. } => ErrorKind::Connect,
+        ConnectError::Connect { .. } | ConnectError::Proxy { .. } => ErrorKind::Connect,
         ConnectError::Timeout { .. } => ErrorKind::Timeout,
         ConnectError::Tls { .. } => ErrorKind::Tls,
     };

@@ -25,6 +25,7 @@ pub mod machine;
 mod paginate;
 mod payload;
 mod pool;
+mod proxy;
 mod rate;
 mod redirect;
 mod retry;
@@ -33,6 +34,7 @@ mod shutdown;
 mod tls;
 mod trace;
 mod transport;
+mod tunnel;
 mod validate;
 
 use std::sync::Arc;
@@ -41,13 +43,14 @@ use futures_util::{Stream, StreamExt, stream};
 
 pub use builder::FetcherBuilder;
 pub use config::{
-    BodyMode, BuildError, Config, HttpVersion, KeepHeaders, Rate, Resolve, RetryPolicy, SendHook,
+    BodyMode, BuildError, Config, HttpVersion, KeepHeaders, Proxies, Rate, Resolve, RetryPolicy, SendHook,
     StatusRanges, default_headers,
 };
 pub use drive::{Order, RunOptions};
 pub use filter::{FilterError, JqFilter};
 pub use paginate::Paginate;
 pub use payload::classify as classify_body;
+pub use proxy::ProxyError;
 pub use retry::{RETRYABLE_STATUSES, is_idempotent};
 pub use shutdown::Shutdown;
 
@@ -99,8 +102,11 @@ impl Fetcher {
 
     /// A fetcher of `config`, already checked.
     fn from_checked(config: Config) -> Result<Fetcher, BuildError> {
-        let transport = transport::Transport::new(&config)?;
-        Ok(Fetcher { engine: Arc::new(Engine::new(config, transport)) })
+        // One map of default headers, shared by the machine's requests and known to the
+        // transport, which keeps them with `Host` added for the last origin.
+        let defaults = Arc::new(config.headers.clone());
+        let transport = transport::Transport::new(&config, defaults.clone())?;
+        Ok(Fetcher { engine: Arc::new(Engine::with_defaults(config, transport, defaults)) })
     }
 
     /// The configuration in use.

@@ -13,6 +13,7 @@ use jaq_json::Val;
 use url::Url;
 
 use super::filter::JqFilter;
+use crate::request::ParseError;
 
 /// How the next page is found.
 #[derive(Clone, Debug)]
@@ -30,18 +31,18 @@ pub enum Paginate {
 }
 
 impl FromStr for Paginate {
-    type Err = String;
+    type Err = ParseError;
 
     /// `link` or `json:PATH`.
-    fn from_str(s: &str) -> Result<Self, String> {
+    fn from_str(s: &str) -> Result<Self, ParseError> {
         match s.split_once(':') {
             _ if s == "link" => Ok(Paginate::Link),
             Some(("json", path)) => {
-                let path =
-                    JqFilter::compile(path.trim()).map_err(|e| format!("--paginate json:{path}: {e}"))?;
+                let path = JqFilter::compile(path.trim())
+                    .map_err(|e| ParseError(format!("--paginate json:{path}: {e}")))?;
                 Ok(Paginate::Json { path, param: None })
             }
-            _ => Err(format!("--paginate {s:?}: expected link or json:PATH (e.g. json:.next)")),
+            _ => Err(ParseError(format!("--paginate {s:?}: expected link or json:PATH (e.g. json:.next)"))),
         }
     }
 }

@@ -71,7 +71,7 @@ impl RetryPolicy {
 
 /// How an attempt failed, as far as retrying is concerned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Failed {
+pub(crate) enum RetryCause {
     /// A response with a status not counted as success, and the wait its `Retry-After` asked for.
     Status { status: u16, retry_after: Option<Duration> },
     /// No complete response.
@@ -96,10 +96,16 @@ impl RetryPolicy {
     /// A `Retry-After` within `max_retry_after` cools the whole host down whether or not this
     /// request is retried (another request would hear the same answer), and a retry waits at least
     /// that long; a longer one ends the retries, as does a wait that would pass the deadline.
-    pub(crate) fn decide(&self, method: &Method, attempt: u32, failed: Failed, left: Duration) -> Decision {
+    pub(crate) fn decide(
+        &self,
+        method: &Method,
+        attempt: u32,
+        failed: RetryCause,
+        left: Duration,
+    ) -> Decision {
         let retry_after = match failed {
-            Failed::Status { status, retry_after } if Self::retryable_status(status) => retry_after,
-            Failed::Error(kind) if Self::retryable_error(kind) => None,
+            RetryCause::Status { status, retry_after } if Self::retryable_status(status) => retry_after,
+            RetryCause::Error(kind) if Self::retryable_error(kind) => None,
             _ => return Decision::default(),
         };
         let honoured = retry_after.filter(|wait| *wait <= self.max_retry_after);
@@ -197,8 +203,8 @@ mod tests {
         assert!(!RetryPolicy::retryable_error(ErrorKind::Tls));
     }
 
-    fn status(status: u16, retry_after: Option<u64>) -> Failed {
-        Failed::Status { status, retry_after: retry_after.map(Duration::from_secs) }
+    fn status(status: u16, retry_after: Option<u64>) -> RetryCause {
+        RetryCause::Status { status, retry_after: retry_after.map(Duration::from_secs) }
     }
 
     #[test]
@@ -206,10 +212,10 @@ mod tests {
         let policy = RetryPolicy { backoff: Duration::from_millis(100), ..RetryPolicy::default() };
         let get = &Method::GET;
         let long = Duration::from_secs(300);
-        for failed in [status(404, None), status(501, Some(1)), Failed::Error(ErrorKind::Tls)] {
+        for failed in [status(404, None), status(501, Some(1)), RetryCause::Error(ErrorKind::Tls)] {
             assert_eq!(policy.decide(get, 1, failed, long), Decision::default(), "{failed:?}");
         }
-        for failed in [status(503, None), status(408, None), Failed::Error(ErrorKind::Io)] {
+        for failed in [status(503, None), status(408, None), RetryCause::Error(ErrorKind::Io)] {
             let wait = policy.decide(get, 1, failed, long).retry.expect("retried");
             assert!(wait <= Duration::from_millis(100), "{failed:?}: {wait:?}");
         }

@@ -30,9 +30,15 @@ pub(crate) struct Engine<T = Transport> {
 }
 
 impl<T> Engine<T> {
+    #[cfg(test)]
     pub fn new(config: Config, transport: T) -> Self {
+        let defaults = Arc::new(config.headers.clone());
+        Self::with_defaults(config, transport, defaults)
+    }
+
+    /// An engine whose requests share `default_headers` (which holds `config.headers`).
+    pub fn with_defaults(config: Config, transport: T, default_headers: Arc<HeaderMap>) -> Self {
         let limits = Limits::new(&config);
-        let default_headers = Arc::new(config.headers.clone());
         Self { config, transport, limits, default_headers }
     }
 }

@@ -2,6 +2,7 @@
 //! connection, wait for the head, take in the body within every limit, and say precisely what
 //! went wrong when something did.
 
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -21,6 +22,7 @@ use super::decode::BodyBuffer;
 use super::exchange::{Exchange, Exchanged, Hop, Resent, Response, Wire, is_redirect};
 use super::failure::{Failure, body_failure, hyper_failure, stale_connection};
 use super::pool::{Conn, Ending, Pool, PoolConfig, Target};
+use super::proxy::Proxies;
 use super::retry::is_idempotent;
 use super::tls;
 use crate::record::ErrorKind;
@@ -35,13 +37,18 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// The connection pool and the limits of one exchange.
 pub(crate) struct Transport {
     pool: Pool,
+    host_headers: HostHeaders,
+    proxies: Proxies,
+    prior_knowledge: bool,
     read_timeout: Duration,
     max_body: u64,
     max_redirects: u32,
 }
 
 impl Transport {
-    pub fn new(config: &Config) -> Result<Self, BuildError> {
+    /// The transport of `config`; `defaults` is `config.headers`, the map the request machine
+    /// shares with every request that sets no header of its own.
+    pub fn new(config: &Config, defaults: Arc<HeaderMap>) -> Result<Self, BuildError> {
         let alpn: &[&[u8]] = match config.http {
             HttpVersion::Auto => &[b"h2", b"http/1.1"],
             HttpVersion::Http1Only => &[b"http/1.1"],
@@ -65,6 +72,9 @@ impl Transport {
         );
         Ok(Self {
             pool,
+            host_headers: HostHeaders { defaults, last: Mutex::default() },
+            proxies: config.proxies.clone(),
+            prior_knowledge: config.http == HttpVersion::Http2PriorKnowledge,
             read_timeout: config.read_timeout,
             max_body: config.max_body,
             max_redirects: config.max_redirects,
@@ -76,12 +86,13 @@ impl Exchange for Transport {
     async fn exchange(&self, hop: &Hop, wire: &mut Wire) -> Result<Exchanged, Failure> {
         let key = origin_key(&hop.url);
         let https = hop.url.scheme() == "https";
-        let target = Target {
-            key: &key,
-            host: hop.url.host_str().unwrap_or_default(),
-            port: hop.url.port_or_known_default().unwrap_or(if https { 443 } else { 80 }),
-            https,
-        };
+        let (host, port) = (
+            hop.url.host_str().unwrap_or_default(),
+            hop.url.port_or_known_default().unwrap_or(if https { 443 } else { 80 }),
+        );
+        let route =
+            if self.proxies.is_none() { None } else { self.proxies.route(hop.url.scheme(), host, port) };
+        let target = Target { key: &key, host, port, https, proxy: route.as_ref() };
         // Timed out, the send is dropped with its connection: an HTTP/1 connection is closed,
         // an HTTP/2 stream retires its connection.
         let (response, conn) = tokio::time::timeout(self.read_timeout, self.send(hop, &target, wire))
@@ -148,7 +159,15 @@ impl Transport {
         loop {
             wire.version = Some(checkout.conn.version());
             wire.reused = checkout.reused;
-            let request = request(hop, checkout.conn.is_h2())?;
+            // A plain http:// request to an HTTP proxy that forwards it goes in absolute form,
+            // with the proxy's credentials.
+            let forward = target.proxy.filter(|route| {
+                !target.https && !self.prior_knowledge && route.forwards_http() && !checkout.conn.is_h2()
+            });
+            let mut request = self.request(hop, checkout.conn.is_h2(), forward.is_some())?;
+            if let Some(value) = forward.and_then(|route| route.authorization.clone()) {
+                request.headers_mut().insert(http::header::PROXY_AUTHORIZATION, value);
+            }
             let started = Instant::now();
             match send_on(&mut checkout.conn, request).await {
                 Ok(response) => return Ok((response, checkout.conn)),
@@ -282,32 +301,40 @@ fn origin_key(url: &Url) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// The request of `hop`: over HTTP/1.1 in origin-form with a `Host` header; over HTTP/2 with
-/// the authority in the URI (hyper sends it as `:authority`) and no `Host` (RFC 9113 §8.3.1).
-fn request(hop: &Hop, h2: bool) -> Result<Request<Full<Bytes>>, Failure> {
-    let unusable = |e: &dyn std::fmt::Display| {
-        Failure::new(ErrorKind::InvalidRequest, format!("URL {} is not usable: {e}", hop.url))
-    };
-    let (uri, headers) = if h2 {
-        let (authority, headers) = h2_headers(hop);
-        let uri = Uri::builder()
-            .scheme(hop.url.scheme())
-            .authority(authority.as_deref().unwrap_or(&hop.url[Position::BeforeHost..Position::AfterPort]))
-            .path_and_query(&hop.url[Position::BeforePath..Position::AfterQuery])
-            .build()
-            .map_err(|e| unusable(&e))?;
-        (uri, headers)
-    } else {
-        // hyper writes the URI as it is given: origin-form, the path and query.
-        let uri: Uri =
-            hop.url[Position::BeforePath..Position::AfterQuery].parse().map_err(|e| unusable(&e))?;
-        (uri, headers(hop))
-    };
-    let mut request = Request::new(Full::new(hop.body.clone().unwrap_or_default()));
-    *request.method_mut() = hop.method.clone();
-    *request.uri_mut() = uri;
-    *request.headers_mut() = headers;
-    Ok(request)
+impl Transport {
+    /// The request of `hop`: over HTTP/1.1 in origin-form (absolute-form for a proxy that forwards
+    /// it) with a `Host` header; over HTTP/2 with the authority in the URI (hyper sends it as
+    /// `:authority`) and no `Host` (RFC 9113 §8.3.1).
+    fn request(&self, hop: &Hop, h2: bool, absolute: bool) -> Result<Request<Full<Bytes>>, Failure> {
+        let unusable = |e: &dyn std::fmt::Display| {
+            Failure::new(ErrorKind::InvalidRequest, format!("URL {} is not usable: {e}", hop.url))
+        };
+        let (uri, headers) = if h2 {
+            let (authority, headers) = h2_headers(hop);
+            let uri = Uri::builder()
+                .scheme(hop.url.scheme())
+                .authority(
+                    authority.as_deref().unwrap_or(&hop.url[Position::BeforeHost..Position::AfterPort]),
+                )
+                .path_and_query(&hop.url[Position::BeforePath..Position::AfterQuery])
+                .build()
+                .map_err(|e| unusable(&e))?;
+            (uri, headers)
+        } else {
+            // hyper writes the URI as it is given: origin-form, the path and query; for a proxy that
+            // forwards the request, absolute-form, the whole URL without its credentials.
+            let path = &hop.url[Position::BeforePath..Position::AfterQuery];
+            let uri: Uri =
+                if absolute { format!("{}{path}", origin_key(&hop.url)).parse() } else { path.parse() }
+                    .map_err(|e| unusable(&e))?;
+            (uri, self.host_headers.of(hop))
+        };
+        let mut request = Request::new(Full::new(hop.body.clone().unwrap_or_default()));
+        *request.method_mut() = hop.method.clone();
+        *request.uri_mut() = uri;
+        *request.headers_mut() = headers;
+        Ok(request)
+    }
 }
 
 /// The headers of `hop` over HTTP/2, and the authority a `Host` header of its own asks for.
@@ -329,55 +356,52 @@ fn h2_headers(hop: &Hop) -> (Option<String>, HeaderMap) {
     (authority, headers)
 }
 
-/// The headers of the last request built on this thread, and what they were built from.
-///
-/// Most requests of a run share their headers (the fetcher's defaults, behind one `Arc`) and
-/// their origin, and a clone of the finished map costs half of building it: no hash and insert
-/// per header, no `Host` value made and checked anew.
-struct LastHeaders {
-    /// The hop's headers; held, so that the pointer cannot be reused by another map.
-    own: std::sync::Arc<HeaderMap>,
-    /// The origin the `Host` value is from.
-    origin: Box<str>,
-    headers: HeaderMap,
+/// The headers of requests that set none of their own — the fetcher's defaults — with `Host`
+/// added, for the last origin they went to: most requests of a run share both, and a clone of the
+/// finished map costs half of building it (no hash and insert per header, no `Host` value made
+/// and checked anew).
+struct HostHeaders {
+    /// The fetcher's defaults, the very map the request machine shares with such requests.
+    defaults: Arc<HeaderMap>,
+    /// The last origin, and its finished map. One lock a request; with one event-loop thread (the
+    /// default) it is never contended.
+    last: Mutex<Option<(Box<str>, HeaderMap)>>,
 }
 
-thread_local! {
-    static LAST_HEADERS: std::cell::RefCell<Option<LastHeaders>> = const { std::cell::RefCell::new(None) };
-}
-
-/// The headers `hop` is sent with: its own, and `Host` (from its URL) unless it sets one.
-fn headers(hop: &Hop) -> HeaderMap {
-    // Sliced from the URL's text (a default port is never written there) rather than formatted.
-    let origin = &hop.url[Position::BeforeHost..Position::AfterPort];
-    LAST_HEADERS.with_borrow_mut(|last| {
-        if let Some(last) = last.as_ref()
-            && std::sync::Arc::ptr_eq(&last.own, &hop.headers)
-            && *last.origin == *origin
+impl HostHeaders {
+    /// The headers `hop` is sent with over HTTP/1.1: its own, and `Host` (from its URL) unless
+    /// it sets one.
+    fn of(&self, hop: &Hop) -> HeaderMap {
+        // Sliced from the URL's text (a default port is never written there) rather than formatted.
+        let origin = &hop.url[Position::BeforeHost..Position::AfterPort];
+        if !Arc::ptr_eq(&hop.headers, &self.defaults) {
+            return with_host(&hop.headers, origin);
+        }
+        let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((seen, headers)) = last.as_ref()
+            && **seen == *origin
         {
-            return last.headers.clone();
+            return headers.clone();
         }
-        // Sized for one more than the hop's own, so that adding `Host` does not grow it.
-        let mut headers = HeaderMap::with_capacity(hop.headers.len() + 1);
-        if !hop.headers.contains_key(HOST)
-            && let Ok(value) = HeaderValue::from_str(origin)
-        {
-            headers.insert(HOST, value);
-        }
-        for (name, value) in hop.headers.iter() {
-            headers.append(name, value.clone());
-        }
-        // Kept only for headers that other requests share (the defaults): a request's own map is
-        // its alone, and keeping it would cost a clone for nothing.
-        if std::sync::Arc::strong_count(&hop.headers) > 1 {
-            *last = Some(LastHeaders {
-                own: hop.headers.clone(),
-                origin: origin.into(),
-                headers: headers.clone(),
-            });
-        }
+        let headers = with_host(&hop.headers, origin);
+        *last = Some((origin.into(), headers.clone()));
         headers
-    })
+    }
+}
+
+/// `own`, and `Host: origin` unless it sets one.
+fn with_host(own: &HeaderMap, origin: &str) -> HeaderMap {
+    // Sized for one more than the hop's own, so that adding `Host` does not grow it.
+    let mut headers = HeaderMap::with_capacity(own.len() + 1);
+    if !own.contains_key(HOST)
+        && let Ok(value) = HeaderValue::from_str(origin)
+    {
+        headers.insert(HOST, value);
+    }
+    for (name, value) in own {
+        headers.append(name, value.clone());
+    }
+    headers
 }
 
 /// Whether the connection may carry another request after `response`: not when the server said
@@ -420,8 +444,8 @@ mod tests {
         assert!(keeps_alive(&response(Version::HTTP_10, &["Keep-Alive"])));
     }
 
-    /// The headers built for a request are those of its own hop, whatever was built before on
-    /// the same thread: the last map is reused only for the same headers and the same origin.
+    /// The headers built for a request are those of its own hop, whatever was built before: the
+    /// last map is reused only for the fetcher's defaults and the same origin.
     #[test]
     fn headers_are_the_hops_own_whatever_came_before() {
         use std::sync::Arc;
@@ -435,6 +459,8 @@ mod tests {
             map.iter().map(|(n, v)| format!("{n}: {}", v.to_str().unwrap())).collect::<Vec<_>>()
         };
         let defaults = Arc::new(crate::engine::config::default_headers());
+        let cache = HostHeaders { defaults: defaults.clone(), last: Mutex::default() };
+        let headers = |hop: &Hop| cache.of(hop);
         let mut own = (*defaults).clone();
         own.insert("x-own", HeaderValue::from_static("1"));
         let own = Arc::new(own);
@@ -461,9 +487,10 @@ mod tests {
                 assert_eq!(got, expected, "{url}");
             }
         }
-        // A map changed after it was used (a redirect drops a header) is a map of its own.
-        let mut changed = own.clone();
-        Arc::make_mut(&mut changed).remove("x-own");
-        assert!(!headers(&hop("http://b.test/8", &changed)).contains_key("x-own"));
+        // The defaults changed for one request (a redirect drops a header) are a map of its own.
+        let mut changed = defaults.clone();
+        Arc::make_mut(&mut changed).remove("accept");
+        assert!(!headers(&hop("http://b.test/8", &changed)).contains_key("accept"));
+        assert!(headers(&hop("http://b.test/9", &defaults)).contains_key("accept"));
     }
 }

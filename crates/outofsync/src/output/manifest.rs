@@ -420,6 +420,7 @@ fn options(config: &Config, defaults: &LineDefaults) -> BTreeMap<String, String>
         ("--jq", config.filter.as_ref().map_or_else(|| "none".to_owned(), |f| f.source().to_owned())),
         ("--paginate", config.paginate.as_ref().map_or_else(|| "none".to_owned(), |p| p.to_string())),
         ("--max-pages", config.max_pages.to_string()),
+        ("-i, --keep-header", format!("{:?}", config.keep_headers)),
         ("the templates (--url-template, --input-format…)", templates),
     ]
     .into_iter()

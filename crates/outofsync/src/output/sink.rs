@@ -48,15 +48,23 @@ impl Fsync {
     pub const NAMES: [&'static str; 3] = ["interval", "always", "never"];
 }
 
-impl std::str::FromStr for Fsync {
-    type Err = String;
+impl std::fmt::Display for Fsync {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(Fsync::NAMES[*self as usize])
+    }
+}
 
-    fn from_str(s: &str) -> Result<Self, String> {
+impl std::str::FromStr for Fsync {
+    type Err = crate::request::ParseError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "interval" => Ok(Fsync::Interval),
             "always" => Ok(Fsync::Always),
             "never" => Ok(Fsync::Never),
-            other => Err(format!("unknown fsync policy {other:?} (use interval, always or never)")),
+            other => Err(crate::request::ParseError(format!(
+                "unknown fsync policy {other:?} (use interval, always or never)"
+            ))),
         }
     }
 }
@@ -105,17 +113,23 @@ impl SyncDue {
 }
 
 /// One batch of whole lines.
-struct Batch {
+struct LineBatch {
     bytes: Vec<u8>,
     records: u64,
 }
 
 /// The fetch side's handle on the writer.
 pub struct Sink {
-    batch: Batch,
-    tx: Option<mpsc::Sender<Batch>>,
+    batch: LineBatch,
+    tx: Option<mpsc::Sender<LineBatch>>,
     thread: Option<JoinHandle<Result<(), WriteError>>>,
     name: String,
+}
+
+impl std::fmt::Debug for Sink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sink").field("name", &self.name).finish_non_exhaustive()
+    }
 }
 
 enum Out {
@@ -156,7 +170,7 @@ impl Sink {
             .name("outofsync-writer".into())
             .spawn(move || write_batches(out, rx, &thread_name, fsync, &runtime))
             .map_err(|source| WriteError::Io { destination: name.clone(), source })?;
-        Ok(Sink { batch: Batch::new(), tx: Some(tx), thread: Some(thread), name })
+        Ok(Sink { batch: LineBatch::new(), tx: Some(tx), thread: Some(thread), name })
     }
 
     /// Adds a record; hands the batch over when it is full.
@@ -186,7 +200,7 @@ impl Sink {
         if self.batch.records == 0 {
             return Ok(());
         }
-        let batch = std::mem::replace(&mut self.batch, Batch::new());
+        let batch = std::mem::replace(&mut self.batch, LineBatch::new());
         match &self.tx {
             Some(tx) => tx.send(batch).await.map_err(|_| WriterGone),
             None => Err(WriterGone),
@@ -216,9 +230,9 @@ impl Sink {
     }
 }
 
-impl Batch {
+impl LineBatch {
     fn new() -> Self {
-        Batch { bytes: Vec::with_capacity(BATCH), records: 0 }
+        LineBatch { bytes: Vec::with_capacity(BATCH), records: 0 }
     }
 }
 
@@ -229,7 +243,7 @@ pub struct WriterGone;
 /// The writer thread: ends when the channel closes (the fetch side is done) or at the first error.
 fn write_batches(
     mut out: Out,
-    mut rx: mpsc::Receiver<Batch>,
+    mut rx: mpsc::Receiver<LineBatch>,
     name: &str,
     fsync: Fsync,
     runtime: &Handle,

@@ -171,6 +171,7 @@ impl IntoIterator for Glob {
 }
 
 /// The expansions of a [`Glob`], in order.
+#[derive(Debug)]
 pub struct GlobIter {
     glob: Glob,
     counters: Vec<u64>,

@@ -20,6 +20,25 @@ pub use line::{LineDefaults, RowFormat, Rows, parse_line};
 pub use reader::{Reader, Source};
 pub use template::RowTemplates;
 
+/// Why a value — a URL, a method, a rate, a status list, a mode — could not be read: a message
+/// that names the problem and quotes (a bounded prefix of) the value.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ParseError(pub(crate) String);
+
+impl ParseError {
+    /// The message.
+    pub fn message(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<ParseError> for String {
+    fn from(e: ParseError) -> String {
+        e.0
+    }
+}
+
 /// The longest URL accepted, in bytes.
 pub const MAX_URL_LEN: usize = 64 * 1024;
 
@@ -205,7 +224,11 @@ fn describe_control(c: char) -> String {
 ///
 /// # Errors
 /// A message that names the problem and quotes (a bounded prefix of) the URL.
-pub fn parse_url(raw: &str) -> Result<Url, String> {
+pub fn parse_url(raw: &str) -> Result<Url, ParseError> {
+    parse_url_text(raw).map_err(ParseError)
+}
+
+fn parse_url_text(raw: &str) -> Result<Url, String> {
     if raw.len() > MAX_URL_LEN {
         return Err(format!("URL is {} bytes long, over the limit of {MAX_URL_LEN}", raw.len()));
     }
@@ -284,12 +307,12 @@ pub fn parse_header_pair(name: &str, value: &str) -> Result<(HeaderName, HeaderV
 ///
 /// # Errors
 /// The name is not a token.
-pub fn parse_method(raw: &str) -> Result<Method, String> {
+pub fn parse_method(raw: &str) -> Result<Method, ParseError> {
     let upper = raw.to_ascii_uppercase();
     Method::from_bytes(upper.as_bytes())
         .ok()
         .filter(|_| !upper.is_empty())
-        .ok_or_else(|| format!("bad method {}", quote(raw)))
+        .ok_or_else(|| ParseError(format!("bad method {}", quote(raw))))
 }
 
 /// Quotes user text for a message, cut to a readable length.

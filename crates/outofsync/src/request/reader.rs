@@ -80,6 +80,7 @@ enum Opened {
 }
 
 /// A running reader: the stream of inputs, and what went wrong with the input if anything did.
+#[derive(Debug)]
 pub struct Reader {
     rx: mpsc::Receiver<Vec<Input>>,
     failure: Arc<Mutex<Option<io::Error>>>,
@@ -117,13 +118,6 @@ impl Reader {
         Ok(Reader { rx, failure })
     }
 
-    /// A reader over inputs already in memory (for tests and the library).
-    pub fn from_inputs(inputs: Vec<Input>) -> Reader {
-        let (tx, rx) = mpsc::channel(1);
-        tx.try_send(inputs).expect("sized to fit");
-        Reader { rx, failure: Arc::default() }
-    }
-
     /// Splits into the stream of inputs and a handle that tells, once the stream has ended,
     /// whether it ended because the input failed (an I/O error mid-file).
     pub fn into_parts(self) -> (impl Stream<Item = Input> + Send + 'static, ReadStatus) {
@@ -132,6 +126,7 @@ impl Reader {
 }
 
 /// Whether the input was read to its end.
+#[derive(Debug)]
 pub struct ReadStatus {
     failure: Arc<Mutex<Option<io::Error>>>,
 }
@@ -149,16 +144,16 @@ struct Closed;
 /// Inputs parsed but not yet handed over. Shared, on the reader thread only, by the parser (which
 /// adds to it) and the source (which hands it over before a read that may block).
 #[derive(Clone)]
-struct Pending(Rc<RefCell<Batch>>);
+struct Pending(Rc<RefCell<InputBatch>>);
 
-struct Batch {
+struct InputBatch {
     inputs: Vec<Input>,
     tx: mpsc::Sender<Vec<Input>>,
 }
 
 impl Pending {
     fn new(tx: mpsc::Sender<Vec<Input>>) -> Pending {
-        Pending(Rc::new(RefCell::new(Batch { inputs: Vec::with_capacity(BATCH), tx })))
+        Pending(Rc::new(RefCell::new(InputBatch { inputs: Vec::with_capacity(BATCH), tx })))
     }
 
     fn push(&self, input: Input) -> Result<(), Closed> {

@@ -34,7 +34,7 @@ use super::conditional::Validators;
 use super::config::{BodyMode, Config, KeepHeaders};
 use super::payload;
 use super::redirect;
-use super::retry::{self, Failed};
+use super::retry::{self, RetryCause};
 use crate::record::{Attempt, ErrorKind, Payload, Record, RecordError};
 use crate::request::{Input, RequestSpec};
 
@@ -369,11 +369,11 @@ impl<'c> Request<'c> {
             {
                 return self.end(outcome, None, None);
             }
-            Ok(Exchanged::Response(response)) => Failed::Status {
+            Ok(Exchanged::Response(response)) => RetryCause::Status {
                 status: response.status.as_u16(),
                 retry_after: retry::retry_after(&response.headers),
             },
-            Err(failure) => Failed::Error(failure.kind),
+            Err(failure) => RetryCause::Error(failure.kind),
         };
         let deadline = self.clock.map_or(now, |(_, deadline)| deadline);
         let left = deadline.saturating_duration_since(now);
@@ -382,8 +382,8 @@ impl<'c> Request<'c> {
         let cool_down = decision.cool_down.map(|wait| now + wait);
         let Some(wait) = decision.retry else { return self.end(outcome, decision.note, cool_down) };
         let (status, error) = match failed {
-            Failed::Status { status, .. } => (Some(status), None),
-            Failed::Error(kind) => (None, Some(kind)),
+            RetryCause::Status { status, .. } => (Some(status), None),
+            RetryCause::Error(kind) => (None, Some(kind)),
         };
         let elapsed =
             self.attempt_start.take().map_or(Duration::ZERO, |start| now.saturating_duration_since(start));

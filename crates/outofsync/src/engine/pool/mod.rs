@@ -3,7 +3,7 @@
 //! Why our own pool rather than hyper-util's client:
 //! - **Cost.** hyper-util's pooled client hashes its key with SipHash about 36 times a request,
 //!   races each checkout against a connect future and spawns a task per response to put the
-//!   connection back: about 7,000 of 60,000 instructions of a small request (`bench/profile.sh`).
+//!   connection back: a tenth of a small request's instructions (BENCHMARKS.md).
 //!   Here a request takes the newest idle connection of its origin, or opens one, and puts it
 //!   back itself once the body has been read to the end ([`Pool::put`]).
 //! - **HTTP/2 that stays healthy.** Its client sends every request of an origin over one
@@ -38,6 +38,7 @@ use tokio::sync::watch;
 use super::config::HttpVersion;
 use super::connector::Connector;
 use super::failure::{Failure, connect_failure, hyper_failure};
+use super::proxy::Route;
 
 /// The sending half of one HTTP/1 connection; its other half runs as a task of its own.
 pub(crate) type Sender = http1::SendRequest<Full<Bytes>>;
@@ -91,6 +92,8 @@ pub(crate) struct Target<'a> {
     pub host: &'a str,
     pub port: u16,
     pub https: bool,
+    /// The proxy in the way, if any.
+    pub proxy: Option<&'a Route>,
 }
 
 /// Connections by origin, and the means to open more.
@@ -261,7 +264,13 @@ impl Pool {
     async fn open(&self, target: &Target<'_>) -> Result<Opened, Failure> {
         let stream = self
             .connector
-            .open(target.host, target.port, target.https)
+            .open(
+                target.host,
+                target.port,
+                target.https,
+                target.proxy,
+                self.http == HttpVersion::Http2PriorKnowledge,
+            )
             .await
             .map_err(|e| connect_failure(&e))?;
         let h2 = match self.http {

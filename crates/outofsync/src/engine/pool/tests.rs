@@ -92,7 +92,7 @@ fn origin(port: u16) -> String {
 }
 
 fn target(key: &str, port: u16, https: bool) -> Target<'_> {
-    Target { key, host: "127.0.0.1", port, https }
+    Target { key, host: "127.0.0.1", port, https, proxy: None }
 }
 
 /// The newest idle HTTP/1 connection of `origin`, as a checkout would find it.

@@ -2,20 +2,13 @@
 //! and passed through.
 //!
 //! It accepts exactly what `serde_json::from_slice::<IgnoredAny>` accepts (tests compare the two
-//! on a few hundred thousand generated and mutated documents) in about two thirds of its time and
-//! instructions: serde's pass goes through its generic deserializer (about 21 instructions per
-//! byte of a dense 64 KiB document); this one is a flat loop over the bytes with an explicit
-//! stack, and scans strings eight bytes at a time. Like serde's pass it puts no limit on depth (the
-//! stack is one bit per level, bounded by the body limit) and does not check what a `\u` escape
-//! names. UTF-8 is the caller's: the input is a `&str`, so outside strings any non-ASCII byte is an
-//! error and inside them it is allowed.
-//!
-//! Tried and left out, measured on the 64 KiB benchmark document (one token per 2.8 bytes): two
-//! simdjson-style AVX2 validators (bitmasks of 64 bytes, prefix XOR for strings, then a walk over
-//! the token starts — token by token, or from an index of positions) passed the same tests and
-//! took the same 48 µs as this loop (stage one's masks and index cost as much as the walk saves:
-//! dense API JSON is tokens, not long strings); simd-json and sonic-rs (built without
-//! `-C target-cpu=native`) were slower than serde here.
+//! on a few hundred thousand generated and mutated documents), for less: serde's pass goes through
+//! its generic deserializer, while this one is a flat loop over the bytes with an explicit stack,
+//! and scans strings eight bytes at a time. Like serde's pass it puts no limit on depth (the stack
+//! is one bit per level, bounded by the body limit) and does not check what a `\u` escape names.
+//! UTF-8 is the caller's: the input is a `&str`, so outside strings any non-ASCII byte is an error
+//! and inside them it is allowed. (What it costs against serde and against the SIMD validators
+//! that were tried is in BENCHMARKS.md, "Why the code is shaped this way".)
 
 #[cfg(test)]
 mod tests;
