@@ -244,3 +244,134 @@ fn an_interrupted_incremental_run_resumed_saves_the_state_of_an_uninterrupted_on
     assert_eq!(whole, "2026-01-01T02:21:40+02:00", "item 300, the newest");
     assert_eq!(run("resumed", true), whole);
 }
+
+/// What a record is the one record of: (parent's i, parent's page) for a child, its own i and page.
+type Key = (Option<(u64, Option<u64>)>, u64, Option<u64>);
+
+fn key(record: &Value) -> Key {
+    let parent = record.get("parent").map(|p| (p["i"].as_u64().unwrap(), p["page"].as_u64()));
+    (parent, record["i"].as_u64().unwrap(), record["page"].as_u64())
+}
+
+/// Asserts that no two records of `records` share a key, and returns the keys.
+fn exactly_once(records: &[Value]) -> HashSet<Key> {
+    let keys: HashSet<Key> = records.iter().map(key).collect();
+    assert_eq!(keys.len(), records.len(), "a key recorded twice");
+    keys
+}
+
+#[test]
+fn a_hundred_parents_with_fifty_children_each_keep_one_record_each_through_kill_9_and_resume_in_both_orders()
+{
+    let s = server();
+    let dir = tempfile::tempdir().unwrap();
+    let parents = (1..=100).map(|p| s.url(&format!("/users?page={p}&per_page=50&total=5000")));
+    let input = write_lines(dir.path(), "in.txt", parents);
+    let child = s.url("/users/{id}");
+    for ordered in [false, true] {
+        let out = dir.path().join(format!("out-{ordered}.jsonl"));
+        let mut args = vec!["fetch", "-q", "--resume", "-o", out.to_str().unwrap(), &input];
+        args.extend(["--then", &child, "--then-from", ".users[]"]);
+        if ordered {
+            args.push("--ordered");
+        }
+        let paced: Vec<&str> = args.iter().copied().chain(["--rate", "1500/s"]).collect();
+        kill_after(&paced, &out, 1500);
+        kill_after(&paced, &out, 3000);
+        let (code, err) = finish(spawn(&args), Duration::from_secs(60));
+        assert_eq!(code, Some(0), "{err}");
+        let records = records_in(&out);
+        let keys = exactly_once(&records);
+        let want: HashSet<Key> = (0..100)
+            .map(|p| (None, p, None))
+            .chain((0..100).flat_map(|p| (0..50).map(move |c| (Some((p, None)), c, None))))
+            .collect();
+        assert_eq!(keys, want, "ordered: {ordered}");
+        for record in records.iter().filter(|r| r.get("parent").is_some()) {
+            let (p, c) = (record["parent"]["i"].as_u64().unwrap(), record["i"].as_u64().unwrap());
+            assert_eq!(record["json"]["id"], p * 50 + c + 1, "{record}");
+            assert_eq!(record["id"], p * 50 + c + 1, "an object's id is the child record's id");
+        }
+        if ordered {
+            // Each parent, then its children in order.
+            let expected: Vec<Key> = (0..100)
+                .flat_map(|p| {
+                    std::iter::once((None, p, None)).chain((0..50).map(move |c| (Some((p, None)), c, None)))
+                })
+                .collect();
+            assert_eq!(records.iter().map(key).collect::<Vec<_>>(), expected);
+        }
+    }
+}
+
+#[test]
+fn children_follow_paginated_parents_and_walk_their_own_pages_in_order() {
+    let s = server();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.jsonl");
+    let parent = s.url("/users?per_page=10&total=30");
+    let child = s.url("/items?per_page=5&total={id}");
+    let args =
+        [&parent, "--paginate", "json:.next", "--then", &child, "--then-from", ".users[]", "--ordered"];
+    let records = fetch(&args, &out);
+    exactly_once(&records);
+    let mut expected = Vec::new();
+    for page in 0..3u64 {
+        expected.push((None, 0, Some(page)));
+        for c in 0..10u64 {
+            let id = page * 10 + c + 1;
+            for child_page in 0..id.div_ceil(5) {
+                expected.push((Some((0, Some(page))), c, Some(child_page)));
+            }
+        }
+    }
+    assert_eq!(records.iter().map(key).collect::<Vec<_>>(), expected);
+    assert!(records.iter().all(|r| r["ok"] == true), "{:?}", records.iter().find(|r| r["ok"] != true));
+}
+
+#[test]
+fn a_child_value_that_does_not_fill_the_template_is_its_own_invalid_record() {
+    let s = server();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.jsonl");
+    let parent = s.url("/users?per_page=3&total=3");
+    let child = s.url("/users/{uid}");
+    let run = outofsync()
+        .args(["fetch", "-q", "-o"])
+        .arg(&out)
+        .args([&parent, "--then", &child, "--then-from", ".users[]"])
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(1));
+    let records = records_in(&out);
+    assert_eq!(records.len(), 4);
+    for record in &records[1..] {
+        assert_eq!(record["error"]["kind"], "invalid_request", "{record}");
+        assert!(record["error"]["message"].as_str().unwrap().contains("\"uid\""), "{record}");
+        assert_eq!(record["parent"]["i"], 0);
+    }
+}
+
+#[test]
+fn not_modified_and_child_records_match_the_json_schema() {
+    let s = server();
+    let dir = tempfile::tempdir().unwrap();
+    let schema: Value = serde_json::from_str(include_str!("../schema/record.schema.json")).unwrap();
+    let validator = jsonschema::validator_for(&schema).expect("the schema compiles");
+    let out = dir.path().join("out.jsonl");
+    let store = dir.path().join("validators");
+    let parent = s.url("/users?per_page=2&total=4");
+    let child = s.url("/changes/{id}");
+    let args = [&parent, "--paginate", "json:.next", "--then", &child, "--then-from", ".users[]"];
+    let mut args = args.to_vec();
+    args.extend(["--validators", store.to_str().unwrap()]);
+    fetch(&args, &out);
+    let records = fetch(&args, &out);
+    // The parents come whole, as their bodies give the children; the children are unchanged.
+    assert_eq!(not_modified(&records), 4);
+    assert_eq!(records.len(), 6);
+    for record in &records {
+        let errors: Vec<String> = validator.iter_errors(record).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "{record}: {errors:?}");
+    }
+}

@@ -216,6 +216,17 @@ pub struct FetchArgs {
     /// Start this many below a saved id.
     #[arg(long, value_name = "N", requires = "cursor", help_heading = "Repeatable pulls")]
     pub lookback_n: Option<u64>,
+    /// Child requests in the same run: for each successful record, each value that --then-from
+    /// gives fills this URL template (an object's fields as {field}, any other value as {value}),
+    /// e.g. 'https://api.example.com/users/{id}'. A child's record carries "parent" (the parent's
+    /// i and page) and its own i (its place among the values); children go through the same
+    /// limits, and --resume and --ordered keep one record of each.
+    #[arg(long, value_name = "TEMPLATE", requires = "then_from", help_heading = "Repeatable pulls")]
+    pub then: Option<String>,
+    /// The jq program that gives the values of --then from a parent's body (as the record keeps
+    /// it, after --jq), e.g. '.users[]' or '.items[].id'.
+    #[arg(long, value_name = "JQ", requires = "then", help_heading = "Repeatable pulls")]
+    pub then_from: Option<String>,
 
     /// Keep the final response's headers in each record: "headers", an object of lower-case names
     /// (a name sent more than once holds an array of its values).

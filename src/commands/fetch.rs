@@ -34,6 +34,9 @@ pub fn run(mut args: FetchArgs) -> anyhow::Result<ExitCode> {
         // Nobody types requests on purpose; without a word, a forgotten INPUT looks like a hang.
         eprintln!("outofsync: reading requests from stdin (the terminal), one per line; Ctrl-D ends them");
     }
+    if let Some(then) = super::pulls::then(&args)? {
+        fetcher = fetcher.then(then);
+    }
     if let Some(path) = &args.validators {
         let store = std::sync::Arc::new(ValidatorFile::open(path).context("--validators")?);
         fetcher = fetcher.validators(store.clone());

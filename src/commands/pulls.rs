@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use outofsync::cursor::{Cursor, Lookback};
 use outofsync::engine::JqFilter;
+use outofsync::engine::children::Then;
 use outofsync::pipeline::Outcome;
 use outofsync::request::template::{Escape, fill};
 
@@ -43,6 +44,15 @@ pub fn cursor(args: &mut FetchArgs) -> anyhow::Result<Option<Arc<Cursor>>> {
         put(body, Escape::Raw);
     }
     Ok(Some(Arc::new(cursor)))
+}
+
+/// The child requests of `--then` and `--then-from`.
+pub fn then(args: &FetchArgs) -> anyhow::Result<Option<Then>> {
+    let (Some(template), Some(from)) = (&args.then, &args.then_from) else { return Ok(None) };
+    if args.body == outofsync::BodyMode::None {
+        anyhow::bail!("--then-from reads the parents' bodies: it cannot go with --body none");
+    }
+    Ok(Some(Then::new(template, from).map_err(anyhow::Error::msg)?))
 }
 
 /// One line on stderr for what a completed run saved (unless quiet).

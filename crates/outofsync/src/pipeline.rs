@@ -19,8 +19,10 @@ use std::time::Instant;
 use futures_util::{FutureExt, StreamExt, future, stream};
 
 use crate::cursor::{Cursor, CursorError, CursorValue, Tracker};
+use crate::engine::children::ResumedChildren;
 use crate::engine::machine::Walk;
-use crate::engine::{Fetcher, Order, RunOptions, Shutdown, is_idempotent};
+use crate::engine::{self, Fetcher, Order, RunOptions, Shutdown, is_idempotent};
+use crate::output::children;
 use crate::output::validators::{Committed, StoreError};
 use crate::output::{
     Destination, Done, Fsync, Journal, Manifest, OpenError, Resumed, SentLog, Sink, Start, ValidatorFile,
@@ -155,6 +157,8 @@ pub struct Run<'a> {
     noted: HashSet<u64>,
     /// The cursor values seen, those of a resumed output's records included.
     cursor: Tracker,
+    /// The children (`--then`) a resume has left to run.
+    children: ResumedChildren,
 }
 
 impl std::fmt::Debug for Run<'_> {
@@ -196,6 +200,10 @@ impl<'a> Run<'a> {
                     manifest.options.insert("--cursor".to_owned(), cursor.filter().source().to_owned());
                     manifest.options.insert("--state".to_owned(), cursor.path().display().to_string());
                     manifest.options.insert("{cursor}".to_owned(), cursor.start().to_string());
+                }
+                if let Some(then) = &fetcher.config().then {
+                    manifest.options.insert("--then".to_owned(), then.template().to_owned());
+                    manifest.options.insert("--then-from".to_owned(), then.from().source().to_owned());
                 }
                 manifest.options.extend(job.manifest_options.iter().cloned());
                 let (output, start) = (path.clone(), job.start);
@@ -245,7 +253,23 @@ impl<'a> Run<'a> {
             .expect("reading the cursor back does not panic")
             .map_err(JobError::Input)?;
         }
-        Ok(Run { fetcher, job, sink, done, resumed, noted, cursor })
+        let mut children = ResumedChildren::default();
+        if let (Some(then), Destination::File(path), Start::Resume(_)) =
+            (&fetcher.config().then, &job.output, job.start)
+        {
+            let (then, path, max_pages) = (then.clone(), path.clone(), fetcher.config().max_pages);
+            let left = tokio::task::spawn_blocking(move || children::left_to_run(&path, &then, max_pages))
+                .await
+                .expect("reading the children back does not panic")
+                .map_err(JobError::Input)?;
+            let left = left.into_iter().map(|(i, families)| {
+                // Nothing of the parent itself is left: its walk ended, or stays cut.
+                let parent_done = done.contains(i) || done.partial(i).is_some_and(|p| p.page >= max_pages);
+                (i, engine::children::Resumed { families, parent_done })
+            });
+            children = ResumedChildren::new(left.collect());
+        }
+        Ok(Run { fetcher, job, sink, done, resumed, noted, cursor, children })
     }
 
     /// What a resume found in the output, if this is one.
@@ -263,7 +287,7 @@ impl<'a> Run<'a> {
         shutdown: &Shutdown,
         mut watch: Option<&mut dyn Watch>,
     ) -> Result<Outcome, JobError> {
-        let Run { fetcher, job, mut sink, done, resumed, noted, cursor: mut tracker } = self;
+        let Run { fetcher, job, mut sink, done, resumed, noted, cursor: mut tracker, children } = self;
         let started = Instant::now();
         let reader = Reader::spawn(job.sources.clone(), job.defaults.clone()).map_err(JobError::Input)?;
         let counters = Arc::new(Counters::default());
@@ -272,7 +296,7 @@ impl<'a> Run<'a> {
             watch.start(counters.clone(), total.clone());
         }
         // With pagination an input makes an unknown number of records: no total, just a count.
-        if job.count_total && fetcher.config().paginate.is_none() {
+        if job.count_total && fetcher.config().paginate.is_none() && fetcher.config().then.is_none() {
             let total = total.clone();
             let (sources, defaults, already) = (job.sources, job.defaults, done.len());
             tokio::task::spawn_blocking(move || {
@@ -292,11 +316,11 @@ impl<'a> Run<'a> {
         // Inputs handed to the engine, against inputs whose last record came back: the difference,
         // once the run is stopped, is what was cancelled without a record.
         let (taken, mut ended) = (Arc::new(AtomicU64::new(0)), 0u64);
-        let handed = taken.clone();
+        let (handed, left) = (taken.clone(), children.clone());
         let todo = inputs
             .zip(stream::iter(0u64..))
             .filter_map(move |(input, i)| {
-                let todo = still_to_do(&done, i, input, max_pages);
+                let todo = still_to_do(&done, &left, i, input, max_pages);
                 future::ready(todo.map(|(i, input)| (i, unsent_if_noted(&noted, paginated, i, input))))
             })
             .inspect(move |_| {
@@ -306,7 +330,8 @@ impl<'a> Run<'a> {
             Some(window) => Order::Input { window },
             None => Order::Completion,
         };
-        let mut records = fetcher.fetch_indexed(todo, RunOptions { order, shutdown: shutdown.clone() });
+        let options = RunOptions { order, shutdown: shutdown.clone(), resumed_children: children };
+        let mut records = fetcher.fetch_indexed(todo, options);
         loop {
             // Batch while records are ready; hand the batch over as soon as none is, so records
             // reach the output promptly when they come slowly. Before that, one yield: a request
@@ -388,13 +413,21 @@ impl<'a> Run<'a> {
 
 /// What is left to do of input `i`: nothing if the output records it, the rest of its walk if a
 /// paginated walk was cut off (from the page after the last one recorded), else all of it.
-fn still_to_do(done: &Done, i: u64, input: Input, max_pages: u32) -> Option<(u64, Input)> {
+/// An input whose own records are all there but whose children (`--then`) are not is still
+/// handed on: the engine then runs only its children.
+fn still_to_do(
+    done: &Done,
+    children: &ResumedChildren,
+    i: u64,
+    input: Input,
+    max_pages: u32,
+) -> Option<(u64, Input)> {
     if done.contains(i) {
-        return None;
+        return children.contains(i).then_some((i, input));
     }
     let Some(partial) = done.partial(i) else { return Some((i, input)) };
     if partial.page >= max_pages {
-        return None;
+        return children.contains(i).then_some((i, input));
     }
     let Input::Request(mut spec) = input else { return Some((i, input)) };
     match crate::request::parse_url(&partial.url) {

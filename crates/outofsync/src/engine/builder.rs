@@ -215,6 +215,13 @@ impl FetcherBuilder {
         self
     }
 
+    /// Child requests: each successful record's body gives values that fill `then`'s template,
+    /// each a request of the same run, whose record names its parent. Default: none.
+    pub fn then(mut self, then: super::children::Then) -> Self {
+        self.config.then = Some(then);
+        self
+    }
+
     /// Which response headers the record keeps. Default: [`KeepHeaders::None`].
     pub fn keep_headers(mut self, keep: KeepHeaders) -> Self {
         self.config.keep_headers = keep;

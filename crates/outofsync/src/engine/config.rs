@@ -102,6 +102,9 @@ pub struct Config {
     /// request is sent with the ones kept for it, and a `304` ends it as an ok record with
     /// `"not_modified": true` and no body. Default: none (no conditional requests).
     pub validators: Option<std::sync::Arc<dyn super::conditional::ValidatorStore>>,
+    /// Child requests (`--then`): each successful record's body gives values that fill a URL
+    /// template, each a request of the same run. Default: none.
+    pub then: Option<super::children::Then>,
 }
 
 /// What [`Config::before_unsafe_send`] calls, with the request's input index (`record.i`), right
@@ -158,6 +161,7 @@ impl Default for Config {
             proxies: Proxies::none(),
             before_unsafe_send: None,
             validators: None,
+            then: None,
         }
     }
 }

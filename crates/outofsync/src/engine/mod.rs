@@ -12,6 +12,7 @@
 //! and a [`Shutdown`] handle; the `drive` module holds both loops.
 
 mod builder;
+pub mod children;
 pub mod conditional;
 mod config;
 mod connector;
@@ -182,10 +183,12 @@ impl Fetcher {
         match options.order {
             Order::Completion => {
                 let slots = self.admission_slots();
-                drive::completion(engine, inputs, slots, options.shutdown).left_stream()
+                drive::completion(engine, inputs, slots, options.shutdown, options.resumed_children)
+                    .left_stream()
             }
             Order::Input { window } => {
-                drive::in_order(engine, inputs, window, options.shutdown).right_stream()
+                drive::in_order(engine, inputs, window, options.shutdown, options.resumed_children)
+                    .right_stream()
             }
         }
     }

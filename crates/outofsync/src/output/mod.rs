@@ -6,6 +6,7 @@
 //! output back into the set of inputs it records; [`Manifest`] says which input and options wrote
 //! it. Together: after any interruption and a resume, one record per input.
 
+pub mod children;
 mod journal;
 mod manifest;
 pub mod scan;
