@@ -375,3 +375,93 @@ fn not_modified_and_child_records_match_the_json_schema() {
         assert!(errors.is_empty(), "{record}: {errors:?}");
     }
 }
+
+/// Writes the job file of `fetch ARGS` (by `--dump-job`) to `dir/job.toml` and returns its path.
+fn dump_job(dir: &Path, args: &[&str]) -> std::path::PathBuf {
+    let dump = outofsync().arg("fetch").args(args).arg("--dump-job").output().unwrap();
+    assert_eq!(dump.status.code(), Some(0), "{}", String::from_utf8_lossy(&dump.stderr));
+    let path = dir.join("job.toml");
+    std::fs::write(&path, &dump.stdout).unwrap();
+    path
+}
+
+/// What a record says of its answer, without what changes from one run to the next.
+fn answer(record: &Value) -> (Value, Value, Value, Value) {
+    (record["i"].clone(), record["url"].clone(), record["status"].clone(), record["json"].clone())
+}
+
+#[test]
+fn a_job_file_dumped_from_a_command_line_runs_as_that_command_line() {
+    let s = server();
+    let dir = tempfile::tempdir().unwrap();
+    let (by_flags, by_job) = (dir.path().join("flags.jsonl"), dir.path().join("job.jsonl"));
+    let urls: Vec<String> = (0..20).map(|n| s.url(&format!("/json?id={n}"))).collect();
+    let mut args = vec!["--ordered", "--concurrency", "4", "-H", "X-Team: blue", "--jq", ".id"];
+    args.extend(urls.iter().map(String::as_str));
+    let expected = fetch(&args, &by_flags);
+
+    let job = dump_job(dir.path(), &[&args[..], &["-o", by_job.to_str().unwrap()]].concat());
+    let text = std::fs::read_to_string(&job).unwrap();
+    assert!(text.contains("concurrency = 4\n") && text.contains("ordered = true\n"), "{text}");
+    let run = outofsync().arg("run").arg(&job).arg("-q").output().unwrap();
+    assert_eq!(run.status.code(), Some(0), "{}", String::from_utf8_lossy(&run.stderr));
+    let got = records_in(&by_job);
+    assert_eq!(got.iter().map(answer).collect::<Vec<_>>(), expected.iter().map(answer).collect::<Vec<_>>());
+    assert_eq!(got[3]["json"], 3);
+
+    let shown = outofsync().arg("run").arg("--print-flags").arg(&job).output().unwrap();
+    let shown = String::from_utf8(shown.stdout).unwrap();
+    assert!(
+        shown.starts_with("outofsync fetch --concurrency 4 --header 'X-Team: blue' --jq .id --output "),
+        "{shown}"
+    );
+    assert!(shown.trim_end().ends_with(&format!("-- {}", shell_quoted(&urls).join(" "))), "{shown}");
+}
+
+fn shell_quoted(args: &[String]) -> Vec<String> {
+    args.iter().map(|a| format!("'{a}'")).collect()
+}
+
+#[test]
+fn a_resume_with_a_changed_job_file_is_refused_and_keeps_every_record() {
+    let s = server();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.jsonl");
+    let urls: Vec<String> = (0..50).map(|n| s.url(&format!("/json?id={n}"))).collect();
+    let mut args = vec!["-q", "-o", out.to_str().unwrap(), "--jq", ".id"];
+    args.extend(urls.iter().map(String::as_str));
+    let job = dump_job(dir.path(), &args);
+    let run = outofsync().arg("run").arg(&job).output().unwrap();
+    assert_eq!(run.status.code(), Some(0), "{}", String::from_utf8_lossy(&run.stderr));
+    let before = std::fs::read(&out).unwrap();
+
+    let again = outofsync().arg("run").arg(&job).arg("--resume").output().unwrap();
+    assert_eq!(again.status.code(), Some(0), "{}", String::from_utf8_lossy(&again.stderr));
+    let text = std::fs::read_to_string(&job).unwrap().replace("jq = \".id\"", "jq = \".name\"");
+    std::fs::write(&job, text).unwrap();
+    let changed = outofsync().arg("run").arg(&job).arg("--resume").output().unwrap();
+    let stderr = String::from_utf8_lossy(&changed.stderr);
+    assert_eq!(changed.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("cannot resume") && stderr.contains("the job file"), "{stderr}");
+    assert_eq!(std::fs::read(&out).unwrap(), before, "the records are kept");
+}
+
+#[test]
+fn a_typo_in_a_job_file_is_an_error_naming_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = dir.path().join("job.toml");
+    std::fs::write(&job, "inputs = [\"urls.txt\"]\n\n# limits\nconcurency = 4\n").unwrap();
+    let run = outofsync().arg("run").arg(&job).output().unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("job.toml line 4: `concurency` is not a flag of fetch (did you mean `concurrency`?)"),
+        "{stderr}"
+    );
+
+    std::fs::write(&job, "inputs = [\"urls.txt\"]\nconcurrency = \"many\"\n").unwrap();
+    let run = outofsync().arg("run").arg(&job).output().unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("job.toml line 2: invalid value 'many' for '--concurrency"), "{stderr}");
+}

@@ -227,6 +227,10 @@ pub struct FetchArgs {
     /// it, after --jq), e.g. '.users[]' or '.items[].id'.
     #[arg(long, value_name = "JQ", requires = "then", help_heading = "Repeatable pulls")]
     pub then_from: Option<String>,
+    /// Print this command line as a job file (TOML, each key a long flag, "inputs" the inputs)
+    /// for `outofsync run`, and exit without fetching.
+    #[arg(long, help_heading = "Repeatable pulls")]
+    pub dump_job: bool,
 
     /// Keep the final response's headers in each record: "headers", an object of lower-case names
     /// (a name sent more than once holds an array of its values).

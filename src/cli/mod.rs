@@ -9,6 +9,7 @@
 mod demo;
 mod fetch;
 mod lab;
+mod run;
 mod serve;
 mod values;
 
@@ -18,6 +19,7 @@ pub use demo::DemoArgs;
 pub use fetch::{FetchArgs, InputFormat};
 
 pub use lab::{LabArgs, LabWorkerArgs};
+pub use run::RunArgs;
 pub use serve::ServeArgs;
 pub use values::{HumanDuration, Size};
 
@@ -45,6 +47,8 @@ pub enum Command {
     /// Measure one lab cell in this process (started by `outofsync lab`).
     #[command(hide = true)]
     LabWorker(LabWorkerArgs),
+    /// Run a job file: the flags of fetch, kept in a TOML file.
+    Run(RunArgs),
     /// Run the built-in JSON API server (the offline target of the demo, tests, lab and benchmarks).
     Serve(ServeArgs),
 }

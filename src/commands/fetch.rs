@@ -19,7 +19,12 @@ use outofsync::stats::plural;
 use super::signals::Signals;
 use crate::cli::{FetchArgs, InputFormat};
 
-pub fn run(mut args: FetchArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: FetchArgs) -> anyhow::Result<ExitCode> {
+    run_with(args, Vec::new())
+}
+
+/// [`run`], with more options for the manifest (a job file's digest).
+pub fn run_with(mut args: FetchArgs, manifest_options: Vec<(String, String)>) -> anyhow::Result<ExitCode> {
     let cursor = super::pulls::cursor(&mut args)?;
     let output = destination(args.output.as_deref());
     let summary_json = match &args.summary_json {
@@ -30,6 +35,7 @@ pub fn run(mut args: FetchArgs) -> anyhow::Result<ExitCode> {
     let mut fetcher = fetcher(&args)?.concurrency(concurrency);
     let mut job = job(&args, output.clone())?;
     job.cursor = cursor;
+    job.manifest_options = manifest_options;
     if job.sources.contains(&Source::Stdin) && std::io::stdin().is_terminal() {
         // Nobody types requests on purpose; without a word, a forgotten INPUT looks like a hang.
         eprintln!("outofsync: reading requests from stdin (the terminal), one per line; Ctrl-D ends them");

@@ -19,7 +19,7 @@ use std::path::PathBuf;
 
 pub use journal::{Journal, OpenError, ResumeOptions, Resumed, Start};
 pub(crate) use manifest::sync_dir;
-pub use manifest::{InputIdentity, Manifest, Mismatch};
+pub use manifest::{InputIdentity, Manifest, Mismatch, digest};
 pub use scan::{Done, scan};
 pub use sent::SentLog;
 pub use sink::{Fsync, SYNC_INTERVAL, SYNC_RECORDS, Sink, WriterGone};
