@@ -4,6 +4,7 @@
 
 mod support;
 
+mod auth;
 mod fetch;
 mod hostile;
 mod lab;

@@ -60,12 +60,14 @@ pub struct FetchArgs {
     /// User-Agent header.
     #[arg(short = 'A', long, value_name = "NAME", help_heading = "Requests")]
     pub user_agent: Option<String>,
-    /// Basic authentication, as curl's: an Authorization header for every request (dropped when a
-    /// redirect leaves the host; -H Authorization: … replaces it). The password stays out of
-    /// records, logs and the manifest (which keeps a digest); other users of this machine may see
-    /// it in the process list, as with curl.
-    #[arg(short = 'u', long, value_name = "USER:PASSWORD", help_heading = "Requests")]
+    /// Basic authentication, as curl's: an Authorization header sent to the hosts of --auth-host
+    /// (dropped when a redirect leaves the host). The password stays out of records, logs and the
+    /// manifest; other users of this machine may see it in the process list, as with curl:
+    /// --basic-env reads it from the environment instead.
+    #[arg(short = 'u', long, value_name = "USER:PASSWORD", help_heading = "Authentication")]
     pub user: Option<String>,
+    #[command(flatten)]
+    pub auth: crate::cli::AuthArgs,
     /// Do not expand globs in URLs (without it, a [ or { never closed is an invalid_request).
     #[arg(short = 'g', long, help_heading = "Requests")]
     pub globoff: bool,

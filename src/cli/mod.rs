@@ -6,6 +6,7 @@
 //! placeholder instead: `/bytes/{count}`). Turning these structs into configurations happens in
 //! `commands`.
 
+mod auth;
 mod demo;
 mod fetch;
 mod lab;
@@ -15,6 +16,7 @@ mod values;
 
 use clap::{Parser, Subcommand};
 
+pub use auth::{AuthArgs, ClientAuthArg};
 pub use demo::DemoArgs;
 pub use fetch::{FetchArgs, InputFormat};
 

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use bytes::Bytes;
-use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue, USER_AGENT};
+use http::header::{ACCEPT, CONTENT_TYPE, HeaderValue, USER_AGENT};
 use outofsync::Fetcher;
 use outofsync::engine::{
     Config, FetcherBuilder, HttpVersion, JqFilter, KeepHeaders, Paginate, Proxies, Shutdown,
@@ -230,7 +230,7 @@ fn fetcher(args: &FetchArgs) -> anyhow::Result<FetcherBuilder> {
         }
         builder = builder.paginate(paginate.with_param(args.page_param.clone()));
     }
-    Ok(builder)
+    super::auth::configure(builder, &args.auth, args.user.as_deref(), &args.headers)
 }
 
 /// The headers of every request: the library's defaults, changed by the flags.
@@ -243,9 +243,6 @@ fn headers(args: &FetchArgs) -> anyhow::Result<http::HeaderMap> {
         let value = HeaderValue::from_str(agent).context("--user-agent is not a valid header value")?;
         headers.insert(USER_AGENT, value);
     }
-    if let Some(user) = &args.user {
-        headers.insert(AUTHORIZATION, basic_auth(user)?);
-    }
     for header in &args.headers {
         // curl's "Name:" (nothing after the colon) removes a header the tool would send.
         if let Some(name) = header.strip_suffix(':').filter(|n| !n.contains(':')) {
@@ -256,21 +253,6 @@ fn headers(args: &FetchArgs) -> anyhow::Result<http::HeaderMap> {
         headers.insert(name, value);
     }
     Ok(headers)
-}
-
-/// `-u USER:PASSWORD` as an `Authorization: Basic …` value, marked sensitive so that no `Debug`
-/// (of a config, at `-vvv`) prints it and HTTP/2 never puts it in a compression table.
-fn basic_auth(user: &str) -> anyhow::Result<HeaderValue> {
-    use base64::Engine as _;
-    if !user.contains(':') {
-        // curl would prompt for the password; a bulk run has no one to ask.
-        bail!("-u {user}: give USER:PASSWORD (outofsync does not prompt for a password)");
-    }
-    let encoded = base64::engine::general_purpose::STANDARD.encode(user);
-    let mut value =
-        HeaderValue::from_str(&format!("Basic {encoded}")).expect("base64 is a valid header value");
-    value.set_sensitive(true);
-    Ok(value)
 }
 
 fn line_defaults(args: &FetchArgs) -> anyhow::Result<LineDefaults> {

@@ -1,5 +1,6 @@
 //! Turns parsed command lines into library calls, one file per subcommand.
 
+mod auth;
 mod demo;
 mod fetch;
 mod lab;

@@ -40,6 +40,13 @@ fn sample(arg: &clap::Arg) -> String {
         "URL" => "http://proxy.test:3128",
         "VALUE" => "0",
         "INPUT" => "urls.txt",
+        "VAR" => "API_TOKEN",
+        "NAME: VAR" => "X-Api-Key: API_KEY",
+        "NAME=VAR" => "api_key=API_KEY",
+        "USER_VAR:PASS_VAR" => "API_USER:API_PASSWORD",
+        "SCOPE" => "read",
+        "AUDIENCE" => "https://api.test",
+        "HOST[:PORT]" => "api.test:8443",
         other => panic!("no sample value for {other} (--{:?}): add one to job/tests.rs", arg.get_long()),
     }
     .to_owned()

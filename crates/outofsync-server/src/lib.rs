@@ -24,6 +24,7 @@ mod conditional;
 mod echo;
 mod encoding;
 mod json;
+mod oauth;
 mod random;
 mod redirect;
 mod reply;
@@ -48,6 +49,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 pub use encoding::{Coding, compress};
+pub use oauth::{CLIENT_ID as OAUTH_CLIENT_ID, CLIENT_SECRET as OAUTH_CLIENT_SECRET};
 use router::State;
 
 /// How the built-in server is set up.

@@ -317,10 +317,12 @@ impl<'a> Run<'a> {
         // once the run is stopped, is what was cancelled without a record.
         let (taken, mut ended) = (Arc::new(AtomicU64::new(0)), 0u64);
         let (handed, left) = (taken.clone(), children.clone());
+        let shown = fetcher.clone();
         let todo = inputs
             .zip(stream::iter(0u64..))
+            .inspect(move |(input, _)| shown.note_input(input))
             .filter_map(move |(input, i)| {
-                let todo = still_to_do(&done, &left, i, input, max_pages);
+                let todo = still_to_do_with_children(&done, &left, i, input, max_pages);
                 future::ready(todo.map(|(i, input)| (i, unsent_if_noted(&noted, paginated, i, input))))
             })
             .inspect(move |_| {
@@ -413,9 +415,16 @@ impl<'a> Run<'a> {
 
 /// What is left to do of input `i`: nothing if the output records it, the rest of its walk if a
 /// paginated walk was cut off (from the page after the last one recorded), else all of it.
-/// An input whose own records are all there but whose children (`--then`) are not is still
-/// handed on: the engine then runs only its children.
-fn still_to_do(
+///
+/// Public for the fronts that feed inputs of their own to a resumed output (the Python module):
+/// they skip what a [`Journal`] records exactly as a run of `outofsync fetch` does.
+pub fn still_to_do(done: &Done, i: u64, input: Input, max_pages: u32) -> Option<(u64, Input)> {
+    still_to_do_with_children(done, &ResumedChildren::default(), i, input, max_pages)
+}
+
+/// [`still_to_do`], when records have children (`--then`): an input whose own records are all
+/// there but whose children are not is still handed on, and the engine runs only its children.
+fn still_to_do_with_children(
     done: &Done,
     children: &ResumedChildren,
     i: u64,

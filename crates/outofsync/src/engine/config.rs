@@ -105,6 +105,11 @@ pub struct Config {
     /// Child requests (`--then`): each successful record's body gives values that fill a URL
     /// template, each a request of the same run. Default: none.
     pub then: Option<super::children::Then>,
+    /// What authenticates requests (see [`auth`](crate::auth)). Default: none.
+    pub auth: Option<std::sync::Arc<dyn crate::auth::Auth>>,
+    /// The hosts [`Config::auth`] sends credentials to. Default: none given, which means the host
+    /// and port of the first request.
+    pub auth_hosts: Vec<crate::auth::AuthHost>,
 }
 
 /// What [`Config::before_unsafe_send`] calls, with the request's input index (`record.i`), right
@@ -162,6 +167,8 @@ impl Default for Config {
             before_unsafe_send: None,
             validators: None,
             then: None,
+            auth: None,
+            auth_hosts: Vec::new(),
         }
     }
 }
