@@ -465,3 +465,54 @@ fn a_typo_in_a_job_file_is_an_error_naming_its_line() {
     assert_eq!(run.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("job.toml line 2: invalid value 'many' for '--concurrency"), "{stderr}");
 }
+
+#[test]
+fn nginx_lists_and_their_details_over_http2_are_one_record_each_and_the_details_304_next_time() {
+    let Some(nginx) = Nginx::start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let www = nginx.dir().join("www/team");
+    std::fs::create_dir_all(&www).unwrap();
+    // Four pages of a list, 25 users each, each page naming the next; a file per user.
+    for page in 0..4u64 {
+        let users: Vec<String> = (0..25).map(|k| format!("{{\"id\":{}}}", page * 25 + k + 1)).collect();
+        let next = if page < 3 {
+            format!("\"{}\"", nginx.url(Listener::TlsH2, &format!("/team/list-{}.json", page + 1)))
+        } else {
+            "null".to_owned()
+        };
+        let list = format!("{{\"users\":[{}],\"next\":{next}}}\n", users.join(","));
+        std::fs::write(www.join(format!("list-{page}.json")), list).unwrap();
+    }
+    for id in 1..=100 {
+        std::fs::write(www.join(format!("{id}.json")), format!("{{\"id\":{id},\"name\":\"user {id}\"}}\n"))
+            .unwrap();
+    }
+    let (out, store) = (dir.path().join("out.jsonl"), dir.path().join("validators"));
+    let (list, child) =
+        (nginx.url(Listener::TlsH2, "/team/list-0.json"), nginx.url(Listener::TlsH2, "/team/{id}.json"));
+    let mut args =
+        vec![list.as_str(), "--paginate", "json:.next", "--then", &child, "--then-from", ".users[]"];
+    args.extend(["--ordered", "--validators", store.to_str().unwrap()]);
+    let tls = nginx.args(Listener::TlsH2);
+    args.extend(tls.iter().map(String::as_str));
+
+    let first = fetch(&args, &out);
+    exactly_once(&first);
+    assert_eq!(first.len(), 4 + 100);
+    assert!(first.iter().all(|r| r["ok"] == true && r["http"] == "2"), "{first:?}");
+    let children: Vec<&Value> = first.iter().filter(|r| r.get("parent").is_some()).collect();
+    for (n, record) in children.iter().enumerate() {
+        assert_eq!(record["parent"]["page"], n as u64 / 25, "{record}");
+        assert_eq!(record["json"]["name"], format!("user {}", n + 1));
+    }
+
+    // The lists are fetched whole (their bodies give the details); the details are all 304s.
+    let second = fetch(&args, &out);
+    assert_eq!(second.iter().map(key).collect::<Vec<_>>(), first.iter().map(key).collect::<Vec<_>>());
+    assert_eq!(not_modified(&second), 100);
+    let logged = nginx.requests(Listener::TlsH2);
+    let last = &logged[logged.len() - 104..];
+    let details = last.iter().filter(|e| !e.uri.contains("list-"));
+    assert!(details.clone().count() == 100 && details.clone().all(|e| e.status == 304 && e.body_bytes == 0));
+    assert!(last.iter().all(|e| e.protocol == "HTTP/2.0"), "{last:?}");
+}

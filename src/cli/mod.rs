@@ -50,6 +50,12 @@ pub enum Command {
     #[command(hide = true)]
     LabWorker(LabWorkerArgs),
     /// Run a job file: the flags of fetch, kept in a TOML file.
+    ///
+    /// Each key is a long flag of fetch (concurrency = 64, url-template = "…", header = ["A: b"],
+    /// ordered = true) and "inputs" its inputs; `outofsync fetch … --dump-job` writes one. A key
+    /// that is not a flag is an error naming its line. FLAGS after the file are added to its own
+    /// (e.g. --resume, -q); a resume after the job file changed is refused, as one with changed
+    /// flags is.
     Run(RunArgs),
     /// Run the built-in JSON API server (the offline target of the demo, tests, lab and benchmarks).
     Serve(ServeArgs),
