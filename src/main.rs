@@ -4,6 +4,7 @@ mod cli;
 mod commands;
 mod demo;
 mod job;
+mod metrics;
 mod progress;
 
 use std::process::ExitCode;

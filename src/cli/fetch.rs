@@ -316,6 +316,17 @@ pub struct FetchArgs {
     /// second signal quits at once.
     #[arg(long, value_name = "DURATION", default_value = "10s", help_heading = "Interruptions")]
     pub grace: HumanDuration,
+
+    /// Take only the inputs whose index i is K modulo N (K from 0), under their own indexes: N
+    /// processes run with 0/N … N-1/N, and their outputs together hold exactly one record per
+    /// input. The manifest records the shard (a resume must name the same one). Limits (-c,
+    /// --per-host, --rate) are this process's: give each shard its share of a host's budget.
+    #[arg(long, value_name = "K/N", help_heading = "Scale-out")]
+    pub shard: Option<outofsync::shard::Shard>,
+    /// Serve Prometheus metrics at http://ADDR/metrics while the run lasts (e.g. 127.0.0.1:9464):
+    /// records by outcome, failures by kind, requests in flight, a latency histogram.
+    #[arg(long, value_name = "ADDR", help_heading = "Output")]
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 /// How input lines are read.

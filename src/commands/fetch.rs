@@ -63,11 +63,17 @@ pub fn run_with(mut args: FetchArgs, manifest_options: Vec<(String, String)>) ->
     let fetcher = fetcher.build()?;
     let runtime = super::runtime(args.threads.into())?;
     let (quiet, grace, progress) = (args.quiet, args.grace.0, shows_progress(&args));
+    let metrics =
+        args.metrics.map(|addr| (addr, std::sync::Arc::new(outofsync::metrics::Metrics::default())));
+    job.metrics = metrics.as_ref().map(|(_, m)| m.clone());
     // The run is spawned onto the runtime rather than driven by `block_on` on this thread: its
     // aggregator then lives on a worker, and handing it each record is not a cross-thread
     // wake-up of the main thread.
     let result = runtime.block_on(async move {
         tokio::spawn(async move {
+            if let Some((addr, metrics)) = metrics {
+                crate::metrics::serve(addr, metrics).await?;
+            }
             let run = pipeline::Run::open(&fetcher, job).await?;
             if let (Some(resumed), false) = (run.resumed(), quiet) {
                 eprintln!("outofsync: {}", describe_resume(resumed));
@@ -109,7 +115,7 @@ fn destination(output: Option<&Path>) -> Destination {
     }
 }
 
-fn job(args: &FetchArgs, output: Destination) -> anyhow::Result<Job> {
+pub(crate) fn job(args: &FetchArgs, output: Destination) -> anyhow::Result<Job> {
     let sources = if args.inputs.is_empty() {
         vec![Source::Stdin]
     } else {
@@ -132,6 +138,7 @@ fn job(args: &FetchArgs, output: Destination) -> anyhow::Result<Job> {
         start,
         fsync: args.fsync,
         ordered: args.ordered.then_some(window),
+        shard: args.shard,
         ..Job::new(sources, output)
     })
 }
@@ -162,7 +169,7 @@ fn describe_resume(resumed: &Resumed) -> String {
 }
 
 /// The fetcher the flags describe; the library checks the settings as it builds it.
-fn fetcher(args: &FetchArgs) -> anyhow::Result<FetcherBuilder> {
+pub(crate) fn fetcher(args: &FetchArgs) -> anyhow::Result<FetcherBuilder> {
     let http = if args.http1_only {
         HttpVersion::Http1Only
     } else if args.http2_prior_knowledge {

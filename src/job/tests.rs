@@ -40,6 +40,8 @@ fn sample(arg: &clap::Arg) -> String {
         "URL" => "http://proxy.test:3128",
         "VALUE" => "0",
         "INPUT" => "urls.txt",
+        "K/N" => "1/4",
+        "ADDR" => "127.0.0.1:9184",
         "VAR" => "API_TOKEN",
         "NAME: VAR" => "X-Api-Key: API_KEY",
         "NAME=VAR" => "api_key=API_KEY",

@@ -30,10 +30,12 @@
 pub mod auth;
 pub mod cursor;
 pub mod engine;
+pub mod metrics;
 pub mod output;
 pub mod pipeline;
 pub mod record;
 pub mod request;
+pub mod shard;
 pub mod stats;
 
 pub use engine::{BodyMode, BuildError, Config, Fetcher, FetcherBuilder, get_json};

@@ -22,6 +22,7 @@ use crate::cursor::{Cursor, CursorError, CursorValue, Tracker};
 use crate::engine::children::ResumedChildren;
 use crate::engine::machine::Walk;
 use crate::engine::{self, Fetcher, Order, RunOptions, Shutdown, is_idempotent};
+use crate::metrics::Metrics;
 use crate::output::children;
 use crate::output::validators::{Committed, StoreError};
 use crate::output::{
@@ -30,6 +31,7 @@ use crate::output::{
 };
 use crate::record::{ErrorKind, RecordError};
 use crate::request::{Input, InvalidInput, LineDefaults, Reader, Source, reader};
+use crate::shard::Shard;
 use crate::stats::{Counters, Stats, Summary};
 
 /// What shows a run as it goes, such as the command line's progress bar. It only reads the
@@ -76,6 +78,11 @@ pub struct Job {
     /// More options for the manifest, by name: what a front end knows shapes the records
     /// (a job file's digest, say), so that a resume with others is refused.
     pub manifest_options: Vec<(String, String)>,
+    /// `--shard K/N`: only the inputs whose index is `K` modulo `N`, under their own indexes. The
+    /// manifest records the shard, so a resume must name the same one.
+    pub shard: Option<Shard>,
+    /// Live counters for `--metrics`, bumped as inputs start and records come.
+    pub metrics: Option<Arc<Metrics>>,
 }
 
 impl Job {
@@ -94,6 +101,8 @@ impl Job {
             validators: None,
             cursor: None,
             manifest_options: Vec::new(),
+            shard: None,
+            metrics: None,
         }
     }
 }
@@ -206,6 +215,10 @@ impl<'a> Run<'a> {
                     manifest.options.insert("--then-from".to_owned(), then.from().source().to_owned());
                 }
                 manifest.options.extend(job.manifest_options.iter().cloned());
+                if let Some(shard) = job.shard {
+                    // Another shard's resume would skip this one's inputs and fetch its own.
+                    manifest.options.insert("--shard".to_owned(), shard.to_string());
+                }
                 let (output, start) = (path.clone(), job.start);
                 // Reading a large output back takes a while: off the runtime's workers.
                 let journal = tokio::task::spawn_blocking(move || Journal::open(&output, start, &manifest))
@@ -299,8 +312,10 @@ impl<'a> Run<'a> {
         if job.count_total && fetcher.config().paginate.is_none() && fetcher.config().then.is_none() {
             let total = total.clone();
             let (sources, defaults, already) = (job.sources, job.defaults, done.len());
+            let shard = job.shard;
             tokio::task::spawn_blocking(move || {
                 if let Some(n) = reader::count_inputs(&sources, &defaults) {
+                    let n = shard.map_or(n, |shard| shard.share_of(n));
                     total.store(n.saturating_sub(already), std::sync::atomic::Ordering::Relaxed);
                 }
             });
@@ -318,15 +333,21 @@ impl<'a> Run<'a> {
         let (taken, mut ended) = (Arc::new(AtomicU64::new(0)), 0u64);
         let (handed, left) = (taken.clone(), children.clone());
         let shown = fetcher.clone();
+        let (shard, metrics, started_metrics) = (job.shard, job.metrics.clone(), job.metrics.clone());
         let todo = inputs
             .zip(stream::iter(0u64..))
+            // Every input is shown, other shards' too: credentials go to the input's first host.
             .inspect(move |(input, _)| shown.note_input(input))
+            .filter(move |(_, i)| future::ready(shard.is_none_or(|shard| shard.takes(*i))))
             .filter_map(move |(input, i)| {
                 let todo = still_to_do_with_children(&done, &left, i, input, max_pages);
                 future::ready(todo.map(|(i, input)| (i, unsent_if_noted(&noted, paginated, i, input))))
             })
             .inspect(move |_| {
                 handed.fetch_add(1, Ordering::Relaxed);
+                if let Some(metrics) = &started_metrics {
+                    metrics.started();
+                }
             });
         let order = match job.ordered {
             Some(window) => Order::Input { window },
@@ -365,8 +386,15 @@ impl<'a> Run<'a> {
             if Walk::cut_at(&record, max_pages) {
                 stats.walk_cut();
             }
-            ended += u64::from(Walk::ends_with(&record, max_pages));
+            let ends = Walk::ends_with(&record, max_pages);
+            ended += u64::from(ends);
             counters.count(&record);
+            if let Some(metrics) = &metrics {
+                metrics.observe(&record);
+                if ends {
+                    metrics.ended();
+                }
+            }
             if sink.push(&record).await.is_err() {
                 break;
             }

@@ -255,6 +255,12 @@ impl FetcherBuilder {
         self
     }
 
+    /// Limits shared with other processes (see [`FleetLimits`](super::FleetLimits)). Default: none.
+    pub fn shared_limits(mut self, limits: super::SharedLimits) -> Self {
+        self.config.shared_limits = Some(limits);
+        self
+    }
+
     /// Checks the configuration and builds the fetcher (its connection pool is empty until the
     /// first request).
     ///

@@ -110,6 +110,9 @@ pub struct Config {
     /// The hosts [`Config::auth`] sends credentials to. Default: none given, which means the host
     /// and port of the first request.
     pub auth_hosts: Vec<crate::auth::AuthHost>,
+    /// Limits shared with other processes — per-host turns and cooldowns held for a whole
+    /// fleet of workers (see [`FleetLimits`](super::FleetLimits)). Default: none.
+    pub shared_limits: Option<super::shared::SharedLimits>,
 }
 
 /// What [`Config::before_unsafe_send`] calls, with the request's input index (`record.i`), right
@@ -169,6 +172,7 @@ impl Default for Config {
             then: None,
             auth: None,
             auth_hosts: Vec::new(),
+            shared_limits: None,
         }
     }
 }

@@ -32,6 +32,7 @@ mod rate;
 mod redirect;
 mod retry;
 mod run;
+mod shared;
 mod shutdown;
 mod tls;
 mod trace;
@@ -54,6 +55,7 @@ pub use paginate::Paginate;
 pub use payload::classify as classify_body;
 pub use proxy::ProxyError;
 pub use retry::{RETRYABLE_STATUSES, is_idempotent};
+pub use shared::{FleetLimits, FleetTurn, SharedLimits};
 pub use shutdown::Shutdown;
 
 use crate::record::Record;
