@@ -27,7 +27,7 @@
 //! is the `outofsync` command, a thin crate over the three.
 #![deny(missing_docs, missing_debug_implementations)]
 
-pub mod auth;
+pub use engine::auth;
 pub mod cursor;
 pub mod engine;
 pub mod metrics;

@@ -18,7 +18,7 @@ use super::config::Config;
 use super::exchange::{Exchange, Exchanged, Hop, Response, Wire};
 use super::failure::Failure;
 use super::retry::{RetryCause, retry_after};
-use crate::auth::{Auth, AuthClient, AuthError, AuthFuture, AuthHost, Credentials};
+use crate::engine::auth::{Auth, AuthClient, AuthError, AuthFuture, AuthHost, Credentials};
 use crate::record::ErrorKind;
 use crate::request::Input;
 

@@ -242,15 +242,15 @@ impl FetcherBuilder {
     }
 
     /// What authenticates requests: fixed credentials, OAuth2 tokens, or a provider of one's own
-    /// (see [`auth`](crate::auth)). Default: none.
-    pub fn auth(mut self, provider: impl crate::auth::Auth + 'static) -> Self {
+    /// (see [`auth`](crate::engine::auth)). Default: none.
+    pub fn auth(mut self, provider: impl crate::engine::auth::Auth + 'static) -> Self {
         self.config.auth = Some(std::sync::Arc::new(provider));
         self
     }
 
     /// Sends the credentials of [`FetcherBuilder::auth`] to `host` too (repeatable). Default: none
     /// given, which means only to the host and port of the first request.
-    pub fn auth_host(mut self, host: crate::auth::AuthHost) -> Self {
+    pub fn auth_host(mut self, host: crate::engine::auth::AuthHost) -> Self {
         self.config.auth_hosts.push(host);
         self
     }

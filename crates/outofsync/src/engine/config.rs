@@ -105,11 +105,11 @@ pub struct Config {
     /// Child requests (`--then`): each successful record's body gives values that fill a URL
     /// template, each a request of the same run. Default: none.
     pub then: Option<super::children::Then>,
-    /// What authenticates requests (see [`auth`](crate::auth)). Default: none.
-    pub auth: Option<std::sync::Arc<dyn crate::auth::Auth>>,
+    /// What authenticates requests (see [`auth`](crate::engine::auth)). Default: none.
+    pub auth: Option<std::sync::Arc<dyn crate::engine::auth::Auth>>,
     /// The hosts [`Config::auth`] sends credentials to. Default: none given, which means the host
     /// and port of the first request.
-    pub auth_hosts: Vec<crate::auth::AuthHost>,
+    pub auth_hosts: Vec<crate::engine::auth::AuthHost>,
     /// Limits shared with other processes — per-host turns and cooldowns held for a whole
     /// fleet of workers (see [`FleetLimits`](super::FleetLimits)). Default: none.
     pub shared_limits: Option<super::shared::SharedLimits>,

@@ -11,6 +11,7 @@
 //! inputs exist at once. [`Fetcher::fetch_indexed`] adds input order (a bounded reorder window)
 //! and a [`Shutdown`] handle; the `drive` module holds both loops.
 
+pub mod auth;
 mod authorize;
 mod builder;
 pub mod children;

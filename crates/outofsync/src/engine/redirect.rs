@@ -76,7 +76,7 @@ pub(crate) fn next_hop(
 }
 
 /// Drops credentials when the new hop goes to another origin; once dropped they stay dropped.
-/// Whether it does (the request's [`Auth`](crate::auth) credentials then stop too).
+/// Whether it does (the request's [`Auth`](crate::engine::auth) credentials then stop too).
 pub(crate) fn strip_if_cross_origin(previous: &Url, hop: &mut Hop) -> bool {
     let same = previous.scheme() == hop.url.scheme()
         && previous.host_str() == hop.url.host_str()

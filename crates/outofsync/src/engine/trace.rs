@@ -12,7 +12,7 @@ use super::failure::Failure;
 use crate::record::version_name;
 
 /// Headers whose values are secrets: never shown (nor is any value marked sensitive, as every
-/// credential of an [`Auth`](crate::auth::Auth) provider is: a custom API-key header too).
+/// credential of an [`Auth`](crate::engine::auth::Auth) provider is: a custom API-key header too).
 const SECRETS: [http::HeaderName; 4] = [AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION, SET_COOKIE];
 
 /// Notes one attempt (or hop) of `hop` that ended as `outcome` after `elapsed`, and what follows

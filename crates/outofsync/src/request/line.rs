@@ -90,7 +90,7 @@ pub enum Parsed {
     Skip,
     /// One request.
     One(Box<RequestSpec>),
-    /// Several requests from a glob; see `expand`.
+    /// Several requests from a glob, which `expand` turns into requests.
     Glob(Glob),
     /// A line that could not become a request.
     Invalid(InvalidInput),

@@ -12,7 +12,7 @@ use http::header::AUTHORIZATION;
 use http::{HeaderMap, StatusCode};
 use tokio::time::Instant;
 
-use crate::auth::{OAuth2, RefreshTokenFile};
+use crate::engine::auth::{OAuth2, RefreshTokenFile};
 use crate::engine::config::{Config, RetryPolicy};
 use crate::engine::exchange::{Exchange, Exchanged, Hop, Response, Wire};
 use crate::engine::failure::Failure;

@@ -1,12 +1,12 @@
 //! A request's credentials: which hop carries them, the one send again after a `401`, and what
-//! of them a record must not show. The machine's part of [`auth`](crate::auth); the provider's
+//! of them a record must not show. The machine's part of [`auth`](crate::engine::auth); the provider's
 //! I/O is the driver's.
 
 use std::borrow::Cow;
 use std::time::{Duration, Instant};
 
 use super::{Hop, Request, Step, ms};
-use crate::auth::Credentials;
+use crate::engine::auth::Credentials;
 use crate::record::{Attempt, Record};
 
 /// Where a request is with its credentials.

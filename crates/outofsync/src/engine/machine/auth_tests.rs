@@ -9,8 +9,8 @@ use http::header::{AUTHORIZATION, HeaderValue};
 use http::{HeaderMap, Method, StatusCode};
 
 use super::*;
-use crate::auth::{Auth, AuthClient, AuthError, AuthFuture, Bearer, Credentials, OAuth2};
 use crate::engine::RetryPolicy;
+use crate::engine::auth::{Auth, AuthClient, AuthError, AuthFuture, Bearer, Credentials, OAuth2};
 
 fn config(auth: impl Auth + 'static) -> Config {
     Config { auth: Some(Arc::new(auth)), ..Config::default() }

@@ -41,7 +41,7 @@ use super::config::{BodyMode, Config, KeepHeaders};
 use super::payload;
 use super::redirect;
 use super::retry::{self, RetryCause};
-use crate::auth::Credentials;
+use crate::engine::auth::Credentials;
 use crate::record::{Attempt, ErrorKind, Payload, Record, RecordError};
 use crate::request::{Input, RequestSpec};
 
@@ -170,7 +170,7 @@ pub struct Request<'c> {
     condition: Option<Validators>,
     /// The validators to keep, once settled.
     keep: Option<Validators>,
-    /// What authenticates the request; see [`Auth`](crate::auth).
+    /// What authenticates the request; see [`Auth`](crate::engine::auth).
     auth: AuthState,
     phase: Phase,
 }

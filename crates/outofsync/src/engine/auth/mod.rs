@@ -37,7 +37,8 @@ use std::sync::Arc;
 use http::{HeaderName, HeaderValue};
 use url::Url;
 
-pub use crate::engine::machine::{Failure, Hop, Response};
+pub use super::exchange::{Hop, Response};
+pub use super::failure::Failure;
 pub use fixed::{ApiKey, Basic, Bearer, Combined};
 pub use oauth2::{ClientAuth, OAuth2};
 pub use token_file::RefreshTokenFile;
