@@ -14,6 +14,7 @@ mod ordered;
 mod package;
 mod pipelines;
 mod proxies;
+mod pulls;
 mod queue;
 mod real_servers;
 mod resilience;

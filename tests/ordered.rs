@@ -99,7 +99,8 @@ async fn the_library_orders_numbered_inputs_and_a_cancelled_run_ends_at_the_firs
     let url = move |i: u64| RequestSpec::get(&format!("{base}/delay/{}", (i * 7) % 20)).unwrap();
     // Numbered by the caller, with gaps: a resume leaves out what is done and keeps each `i`.
     let inputs = futures_util::stream::iter((0..300u64).filter(|i| i % 3 != 0).map(move |i| (i, url(i))));
-    let options = RunOptions { order: Order::Input { window: 32 }, shutdown: Shutdown::new() };
+    let options =
+        RunOptions { order: Order::Input { window: 32 }, shutdown: Shutdown::new(), ..RunOptions::default() };
     let seen: Vec<u64> = fetcher.fetch_indexed(inputs, options).map(|r| r.i).collect().await;
     assert_eq!(seen, (0..300u64).filter(|i| i % 3 != 0).collect::<Vec<_>>());
 
@@ -108,7 +109,8 @@ async fn the_library_orders_numbered_inputs_and_a_cancelled_run_ends_at_the_firs
     let slow =
         move |i: u64| RequestSpec::get(&format!("{base}/delay/{}", if i == 3 { 5000 } else { 1 })).unwrap();
     let shutdown = Shutdown::new();
-    let options = RunOptions { order: Order::Input { window: 8 }, shutdown: shutdown.clone() };
+    let options =
+        RunOptions { order: Order::Input { window: 8 }, shutdown: shutdown.clone(), ..RunOptions::default() };
     let records =
         fetcher.fetch_indexed(futures_util::stream::iter((0..100u64).map(move |i| (i, slow(i)))), options);
     let stop = shutdown.clone();

@@ -201,6 +201,57 @@ pub struct FetchArgs {
     #[arg(long, value_name = "N", default_value_t = Config::default().max_pages, help_heading = "Pipelines")]
     pub max_pages: u32,
 
+    /// Conditional requests: keep each request's ETag and Last-Modified in FILE (with FILE.log
+    /// beside it) and send them next time (If-None-Match, If-Modified-Since). A 304 is an ok
+    /// record with "not_modified":true and no body. FILE changes only when a run completes; an
+    /// interrupted run leaves it as it was, and its --resume adds both parts.
+    #[arg(long, value_name = "FILE", help_heading = "Repeatable pulls")]
+    pub validators: Option<PathBuf>,
+    /// Incremental runs: a jq program that finds the cursor in each successful record's body (as
+    /// the record keeps it, after --jq): a timestamp (RFC 3339; compared as instants, whatever
+    /// the offset) or an id (compared as numbers), e.g. .updated_at, or '.items[].updated_at'
+    /// (the largest counts). Needs --state.
+    #[arg(long, value_name = "JQ", requires = "state", help_heading = "Repeatable pulls")]
+    pub cursor: Option<String>,
+    /// Where --cursor is kept between runs: when a run completes, the largest value seen is
+    /// written there (atomically). {cursor} in URL arguments, -H, -d, --json and the templates
+    /// is the value saved (less --lookback). An interrupted run leaves FILE as it was, and its
+    /// --resume finishes the same window.
+    #[arg(long, value_name = "FILE", requires = "cursor", help_heading = "Repeatable pulls")]
+    pub state: Option<PathBuf>,
+    /// {cursor} of the first run, while --state FILE does not exist yet: a timestamp such as
+    /// 1970-01-01T00:00:00Z, or an id such as 0.
+    #[arg(long, value_name = "VALUE", requires = "cursor", help_heading = "Repeatable pulls")]
+    pub initial: Option<String>,
+    /// Start this long before a saved timestamp, to read again what changed late (e.g. 5m);
+    /// the margin comes back as records again.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        requires = "cursor",
+        conflicts_with = "lookback_n",
+        help_heading = "Repeatable pulls"
+    )]
+    pub lookback: Option<HumanDuration>,
+    /// Start this many below a saved id.
+    #[arg(long, value_name = "N", requires = "cursor", help_heading = "Repeatable pulls")]
+    pub lookback_n: Option<u64>,
+    /// Child requests in the same run: for each successful record, each value that --then-from
+    /// gives fills this URL template (an object's fields as {field}, any other value as {value}),
+    /// e.g. 'https://api.example.com/users/{id}'. A child's record carries "parent" (the parent's
+    /// i and page) and its own i (its place among the values); children go through the same
+    /// limits, and --resume and --ordered keep one record of each.
+    #[arg(long, value_name = "TEMPLATE", requires = "then_from", help_heading = "Repeatable pulls")]
+    pub then: Option<String>,
+    /// The jq program that gives the values of --then from a parent's body (as the record keeps
+    /// it, after --jq), e.g. '.users[]' or '.items[].id'.
+    #[arg(long, value_name = "JQ", requires = "then", help_heading = "Repeatable pulls")]
+    pub then_from: Option<String>,
+    /// Print this command line as a job file (TOML, each key a long flag, "inputs" the inputs)
+    /// for `outofsync run`, and exit without fetching.
+    #[arg(long, help_heading = "Repeatable pulls")]
+    pub dump_job: bool,
+
     /// Keep the final response's headers in each record: "headers", an object of lower-case names
     /// (a name sent more than once holds an array of its values).
     #[arg(short = 'i', long, help_heading = "Output")]

@@ -12,6 +12,7 @@ mod demo;
 mod fetch;
 mod lab;
 mod queue;
+mod run;
 mod serve;
 mod status;
 mod submit;
@@ -26,6 +27,7 @@ pub use fetch::{FetchArgs, InputFormat};
 
 pub use collect::CollectArgs;
 pub use lab::{LabArgs, LabWorkerArgs};
+pub use run::RunArgs;
 pub use serve::ServeArgs;
 pub use status::StatusArgs;
 pub use submit::SubmitArgs;
@@ -56,6 +58,14 @@ pub enum Command {
     /// Measure one lab cell in this process (started by `outofsync lab`).
     #[command(hide = true)]
     LabWorker(LabWorkerArgs),
+    /// Run a job file: the flags of fetch, kept in a TOML file.
+    ///
+    /// Each key is a long flag of fetch (concurrency = 64, url-template = "…", header = ["A: b"],
+    /// ordered = true) and "inputs" its inputs; `outofsync fetch … --dump-job` writes one. A key
+    /// that is not a flag is an error naming its line. FLAGS after the file are added to its own
+    /// (e.g. --resume, -q); a resume after the job file changed is refused, as one with changed
+    /// flags is.
+    Run(RunArgs),
     /// Run the built-in JSON API server (the offline target of the demo, tests, lab and benchmarks).
     Serve(ServeArgs),
     /// Put a job's requests into a Redis queue, for workers on any number of machines.

@@ -11,7 +11,7 @@ use outofsync::Fetcher;
 use outofsync::engine::{
     Config, FetcherBuilder, HttpVersion, JqFilter, KeepHeaders, Paginate, Proxies, Shutdown,
 };
-use outofsync::output::{Destination, Fsync, ResumeOptions, Resumed, SentLog, Start};
+use outofsync::output::{Destination, Fsync, ResumeOptions, Resumed, SentLog, Start, ValidatorFile};
 use outofsync::pipeline::{self, Job};
 use outofsync::request::{LineDefaults, RowFormat, RowTemplates, Rows, Source, parse_header_line};
 use outofsync::stats::plural;
@@ -20,6 +20,12 @@ use super::signals::Signals;
 use crate::cli::{FetchArgs, InputFormat};
 
 pub fn run(args: FetchArgs) -> anyhow::Result<ExitCode> {
+    run_with(args, Vec::new())
+}
+
+/// [`run`], with more options for the manifest (a job file's digest).
+pub fn run_with(mut args: FetchArgs, manifest_options: Vec<(String, String)>) -> anyhow::Result<ExitCode> {
+    let cursor = super::pulls::cursor(&mut args)?;
     let output = destination(args.output.as_deref());
     let summary_json = match &args.summary_json {
         Some(path) => Some(super::SummaryJson::check(path, output == Destination::Stdout)?),
@@ -28,9 +34,19 @@ pub fn run(args: FetchArgs) -> anyhow::Result<ExitCode> {
     let concurrency = super::fit_open_files(args.concurrency, super::raise_open_files_limit(), args.quiet);
     let mut fetcher = fetcher(&args)?.concurrency(concurrency);
     let mut job = job(&args, output.clone())?;
+    job.cursor = cursor;
+    job.manifest_options = manifest_options;
     if job.sources.contains(&Source::Stdin) && std::io::stdin().is_terminal() {
         // Nobody types requests on purpose; without a word, a forgotten INPUT looks like a hang.
         eprintln!("outofsync: reading requests from stdin (the terminal), one per line; Ctrl-D ends them");
+    }
+    if let Some(then) = super::pulls::then(&args)? {
+        fetcher = fetcher.then(then);
+    }
+    if let Some(path) = &args.validators {
+        let store = std::sync::Arc::new(ValidatorFile::open(path).context("--validators")?);
+        fetcher = fetcher.validators(store.clone());
+        job.validators = Some(store);
     }
     if args.at_most_once {
         let log = SentLog::new(args.fsync != Fsync::Never);
@@ -77,6 +93,7 @@ pub fn run(args: FetchArgs) -> anyhow::Result<ExitCode> {
     runtime.shutdown_background();
     let (outcome, signals) = result?;
     super::report(&outcome.summary, args.quiet, summary_json.as_ref())?;
+    super::pulls::report(&outcome, args.quiet);
     if let Some(code) = signals.exit_code() {
         if !args.quiet && output != Destination::Stdout {
             eprintln!(

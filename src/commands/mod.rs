@@ -5,6 +5,8 @@ mod collect;
 mod demo;
 mod fetch;
 mod lab;
+mod pulls;
+mod run;
 mod serve;
 mod signals;
 mod status;
@@ -24,7 +26,9 @@ use crate::cli::{Cli, Command};
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Demo(args) => demo::run(args),
+        Command::Fetch(args) if args.dump_job => run::dump_job(),
         Command::Fetch(args) => fetch::run(*args),
+        Command::Run(args) => run::run(args),
         Command::Lab(args) => lab::run(args),
         Command::LabWorker(args) => lab::run_worker(args),
         Command::Serve(args) => serve::run(args),

@@ -20,6 +20,8 @@
 
 mod body;
 mod capacity;
+mod changes;
+mod conditional;
 mod echo;
 mod encoding;
 mod json;
@@ -34,6 +36,7 @@ mod stats;
 mod status;
 mod timing;
 mod truth;
+mod users;
 
 use std::future::Future;
 use std::io;

@@ -8,6 +8,8 @@ use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
 use super::capacity::{self, Pools};
+use super::changes::{self, Changes};
+use super::conditional::{self, Validators};
 use super::encoding::{self, Coding, Compressed};
 use super::json::{self, Documents};
 use super::oauth::OAuth;
@@ -16,7 +18,10 @@ use super::reply::{self, Answer, Query, Refusal, Reply};
 use super::stats::ServerStats;
 use super::status::{self, Failures};
 use super::truth::Truth;
-use super::{echo, oauth, random, redirect, timing};
+use super::{echo, oauth, random, redirect, timing, users};
+
+/// When the documents that never change last changed: 2026-01-01T00:00:00Z.
+const STATIC_SINCE: u64 = 1_767_225_600;
 
 /// What the endpoints share for the life of a server.
 pub(crate) struct State {
@@ -28,6 +33,7 @@ pub(crate) struct State {
     pub limiters: Limiters,
     pub pools: Pools,
     pub truth: Arc<Truth>,
+    pub changes: Changes,
     pub oauth: OAuth,
 }
 
@@ -42,6 +48,7 @@ impl State {
             limiters: Limiters::default(),
             pools: Pools::new(seed),
             truth: Arc::new(Truth::default()),
+            changes: Changes::default(),
             oauth: OAuth::new(seed),
         }
     }
@@ -87,6 +94,12 @@ async fn route(state: &State, parts: &http::request::Parts, body: Incoming, host
     if let ("delay", Some(ms)) = (first, rest) {
         return timing::delay(ms).await;
     }
+    if (first, rest) == ("changes", Some("touch")) {
+        if parts.method != Method::POST {
+            return Err(Refusal::method_not_allowed(path, "POST"));
+        }
+        return changes::touch(&state.changes, &query);
+    }
     let known = matches!(
         (first, rest),
         (
@@ -100,8 +113,8 @@ async fn route(state: &State, parts: &http::request::Parts, body: Incoming, host
                 | "endless"
                 | "bomb",
             None
-        ) | ("gzip" | "deflate" | "brotli" | "zstd", None)
-            | ("delay" | "status" | "flaky" | "redirect" | "bytes", Some(_))
+        ) | ("gzip" | "deflate" | "brotli" | "zstd" | "changes" | "users", None)
+            | ("delay" | "status" | "flaky" | "redirect" | "bytes" | "changes" | "users", Some(_))
     );
     if !known {
         return Err(reply::error(StatusCode::NOT_FOUND, format!("no endpoint at {path}")));
@@ -110,8 +123,20 @@ async fn route(state: &State, parts: &http::request::Parts, body: Incoming, host
         return Err(Refusal::method_not_allowed(path, "GET, HEAD"));
     }
     match (first, rest) {
-        ("json", None) => json::document(&state.docs, &query),
-        ("items", None) => json::items(&query, host),
+        // The documents of /json and the pages of /items never change: their validators are
+        // made from the query alone, and a 304 costs no document.
+        ("json", None) => {
+            let validators = Validators::of_query("json", parts.uri.query(), STATIC_SINCE);
+            conditional::reply(&parts.headers, &validators, || json::document(&state.docs, &query))
+        }
+        ("items", None) => {
+            let validators = Validators::of_query("items", parts.uri.query(), STATIC_SINCE);
+            conditional::reply(&parts.headers, &validators, || json::items(&query, host))
+        }
+        ("changes", None) => changes::list(&state.changes, &query, host),
+        ("changes", Some(id)) => changes::one(&state.changes, id, &parts.headers),
+        ("users", None) => users::list(&query, host),
+        ("users", Some(id)) => users::one(id),
         ("drip", None) => timing::drip(&query),
         ("endless", None) => timing::endless(),
         ("status", Some(code)) => status::status(code),

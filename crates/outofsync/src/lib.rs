@@ -11,6 +11,9 @@
 //! - [`record`]: [`Record`] and [`ErrorKind`], and the record's JSON line.
 //! - [`output`]: the writer of JSON lines and the resume journal; [`stats`]: counts and the summary.
 //! - [`pipeline`]: a whole run — input, engine, output — as `outofsync fetch` does it.
+//! - [`cursor`]: incremental runs — the cursor a run finds in its records, saved for the next.
+//!   Conditional requests are [`engine::conditional`] (the rules) and [`output::validators`]
+//!   (the store).
 //!
 //! The engine's request rules live in one place, [`engine::machine`]: a state machine without
 //! I/O that the engine's async loop drives, and that any other client (the lab's blocking
@@ -25,6 +28,7 @@
 #![deny(missing_docs, missing_debug_implementations)]
 
 pub use engine::auth;
+pub mod cursor;
 pub mod engine;
 pub mod metrics;
 pub mod output;

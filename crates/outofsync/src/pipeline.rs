@@ -18,11 +18,16 @@ use std::time::Instant;
 
 use futures_util::{FutureExt, StreamExt, future, stream};
 
+use crate::cursor::{Cursor, CursorError, CursorValue, Tracker};
+use crate::engine::children::ResumedChildren;
 use crate::engine::machine::Walk;
-use crate::engine::{Fetcher, Order, RunOptions, Shutdown, is_idempotent};
+use crate::engine::{self, Fetcher, Order, RunOptions, Shutdown, is_idempotent};
 use crate::metrics::Metrics;
+use crate::output::children;
+use crate::output::validators::{Committed, StoreError};
 use crate::output::{
-    Destination, Done, Fsync, Journal, Manifest, OpenError, Resumed, SentLog, Sink, Start, WriteError,
+    Destination, Done, Fsync, Journal, Manifest, OpenError, Resumed, SentLog, Sink, Start, ValidatorFile,
+    WriteError,
 };
 use crate::record::{ErrorKind, RecordError};
 use crate::request::{Input, InvalidInput, LineDefaults, Reader, Source, reader};
@@ -63,6 +68,16 @@ pub struct Job {
     /// then ends each noted input that has no record as an `io` failure instead of sending it
     /// again. Needs a file output.
     pub at_most_once: Option<Arc<SentLog>>,
+    /// `--validators`: the store whose validators the fetcher's requests are sent with (it must
+    /// be the fetcher's [`Config::validators`](crate::engine::Config::validators) too). A run
+    /// starts its log (a resume keeps the interrupted run's), and one that completes commits it.
+    pub validators: Option<Arc<ValidatorFile>>,
+    /// `--cursor` and `--state`: the cursor found in each successful record, saved when the run
+    /// completes (a resume counts the records already in the output too).
+    pub cursor: Option<Arc<Cursor>>,
+    /// More options for the manifest, by name: what a front end knows shapes the records
+    /// (a job file's digest, say), so that a resume with others is refused.
+    pub manifest_options: Vec<(String, String)>,
     /// `--shard K/N`: only the inputs whose index is `K` modulo `N`, under their own indexes. The
     /// manifest records the shard, so a resume must name the same one.
     pub shard: Option<Shard>,
@@ -83,6 +98,9 @@ impl Job {
             fsync: Fsync::Interval,
             ordered: None,
             at_most_once: None,
+            validators: None,
+            cursor: None,
+            manifest_options: Vec::new(),
             shard: None,
             metrics: None,
         }
@@ -100,6 +118,10 @@ pub struct Outcome {
     pub resumed: Option<Resumed>,
     /// The run was stopped before the end of its input (a [`Shutdown`]).
     pub stopped: bool,
+    /// What the commit of `--validators` did, when the run completed with a store.
+    pub validators: Option<Committed>,
+    /// The cursor saved by `--state`, when the run completed with one (`None`: none yet).
+    pub cursor: Option<CursorValue>,
 }
 
 /// Why a run could not complete.
@@ -117,6 +139,12 @@ pub enum JobError {
     /// The log of `--at-most-once` cannot be used.
     #[error("--at-most-once: {0}")]
     AtMostOnce(io::Error),
+    /// The store of `--validators` cannot be used.
+    #[error("--validators {0}")]
+    Validators(StoreError),
+    /// The cursor cannot be read back or saved.
+    #[error("{0}")]
+    Cursor(CursorError),
 }
 
 /// Runs `job` with `fetcher` to the end of its input.
@@ -136,6 +164,10 @@ pub struct Run<'a> {
     resumed: Option<Resumed>,
     /// Under `--at-most-once`, the inputs an earlier run noted as sent.
     noted: HashSet<u64>,
+    /// The cursor values seen, those of a resumed output's records included.
+    cursor: Tracker,
+    /// The children (`--then`) a resume has left to run.
+    children: ResumedChildren,
 }
 
 impl std::fmt::Debug for Run<'_> {
@@ -169,6 +201,20 @@ impl<'a> Run<'a> {
                     // A resume must keep the promise the first run made, and cannot make one it did not.
                     manifest.options.insert("--at-most-once".to_owned(), "on".to_owned());
                 }
+                if let Some(store) = &job.validators {
+                    manifest.options.insert("--validators".to_owned(), store.path().display().to_string());
+                }
+                if let Some(cursor) = &job.cursor {
+                    // The window: a resume must fill the same {cursor} into the same requests.
+                    manifest.options.insert("--cursor".to_owned(), cursor.filter().source().to_owned());
+                    manifest.options.insert("--state".to_owned(), cursor.path().display().to_string());
+                    manifest.options.insert("{cursor}".to_owned(), cursor.start().to_string());
+                }
+                if let Some(then) = &fetcher.config().then {
+                    manifest.options.insert("--then".to_owned(), then.template().to_owned());
+                    manifest.options.insert("--then-from".to_owned(), then.from().source().to_owned());
+                }
+                manifest.options.extend(job.manifest_options.iter().cloned());
                 if let Some(shard) = job.shard {
                     // Another shard's resume would skip this one's inputs and fetch its own.
                     manifest.options.insert("--shard".to_owned(), shard.to_string());
@@ -202,7 +248,41 @@ impl<'a> Run<'a> {
                 (sink, journal.done, resumed)
             }
         };
-        Ok(Run { fetcher, job, sink, done, resumed, noted })
+        if let Some(store) = &job.validators {
+            let (store, resume) = (store.clone(), matches!(job.start, Start::Resume(_)));
+            tokio::task::spawn_blocking(move || store.begin(resume))
+                .await
+                .expect("starting the store's log does not panic")
+                .map_err(JobError::Validators)?;
+        }
+        let mut cursor = Tracker::default();
+        if let (Some(c), Destination::File(path), Start::Resume(_)) = (&job.cursor, &job.output, job.start) {
+            let (c, path) = (c.clone(), path.clone());
+            cursor = tokio::task::spawn_blocking(move || {
+                let mut tracker = Tracker::default();
+                c.fold_output(&path, &mut tracker).map(|()| tracker)
+            })
+            .await
+            .expect("reading the cursor back does not panic")
+            .map_err(JobError::Input)?;
+        }
+        let mut children = ResumedChildren::default();
+        if let (Some(then), Destination::File(path), Start::Resume(_)) =
+            (&fetcher.config().then, &job.output, job.start)
+        {
+            let (then, path, max_pages) = (then.clone(), path.clone(), fetcher.config().max_pages);
+            let left = tokio::task::spawn_blocking(move || children::left_to_run(&path, &then, max_pages))
+                .await
+                .expect("reading the children back does not panic")
+                .map_err(JobError::Input)?;
+            let left = left.into_iter().map(|(i, families)| {
+                // Nothing of the parent itself is left: its walk ended, or stays cut.
+                let parent_done = done.contains(i) || done.partial(i).is_some_and(|p| p.page >= max_pages);
+                (i, engine::children::Resumed { families, parent_done })
+            });
+            children = ResumedChildren::new(left.collect());
+        }
+        Ok(Run { fetcher, job, sink, done, resumed, noted, cursor, children })
     }
 
     /// What a resume found in the output, if this is one.
@@ -220,7 +300,7 @@ impl<'a> Run<'a> {
         shutdown: &Shutdown,
         mut watch: Option<&mut dyn Watch>,
     ) -> Result<Outcome, JobError> {
-        let Run { fetcher, job, mut sink, done, resumed, noted } = self;
+        let Run { fetcher, job, mut sink, done, resumed, noted, cursor: mut tracker, children } = self;
         let started = Instant::now();
         let reader = Reader::spawn(job.sources.clone(), job.defaults.clone()).map_err(JobError::Input)?;
         let counters = Arc::new(Counters::default());
@@ -229,7 +309,7 @@ impl<'a> Run<'a> {
             watch.start(counters.clone(), total.clone());
         }
         // With pagination an input makes an unknown number of records: no total, just a count.
-        if job.count_total && fetcher.config().paginate.is_none() {
+        if job.count_total && fetcher.config().paginate.is_none() && fetcher.config().then.is_none() {
             let total = total.clone();
             let (sources, defaults, already) = (job.sources, job.defaults, done.len());
             let shard = job.shard;
@@ -251,7 +331,7 @@ impl<'a> Run<'a> {
         // Inputs handed to the engine, against inputs whose last record came back: the difference,
         // once the run is stopped, is what was cancelled without a record.
         let (taken, mut ended) = (Arc::new(AtomicU64::new(0)), 0u64);
-        let handed = taken.clone();
+        let (handed, left) = (taken.clone(), children.clone());
         let shown = fetcher.clone();
         let (shard, metrics, started_metrics) = (job.shard, job.metrics.clone(), job.metrics.clone());
         let todo = inputs
@@ -260,7 +340,7 @@ impl<'a> Run<'a> {
             .inspect(move |(input, _)| shown.note_input(input))
             .filter(move |(_, i)| future::ready(shard.is_none_or(|shard| shard.takes(*i))))
             .filter_map(move |(input, i)| {
-                let todo = still_to_do(&done, i, input, max_pages);
+                let todo = still_to_do_with_children(&done, &left, i, input, max_pages);
                 future::ready(todo.map(|(i, input)| (i, unsent_if_noted(&noted, paginated, i, input))))
             })
             .inspect(move |_| {
@@ -273,7 +353,8 @@ impl<'a> Run<'a> {
             Some(window) => Order::Input { window },
             None => Order::Completion,
         };
-        let mut records = fetcher.fetch_indexed(todo, RunOptions { order, shutdown: shutdown.clone() });
+        let options = RunOptions { order, shutdown: shutdown.clone(), resumed_children: children };
+        let mut records = fetcher.fetch_indexed(todo, options);
         loop {
             // Batch while records are ready; hand the batch over as soon as none is, so records
             // reach the output promptly when they come slowly. Before that, one yield: a request
@@ -299,6 +380,9 @@ impl<'a> Run<'a> {
                 }
             };
             stats.observe(&record);
+            if let Some(cursor) = &job.cursor {
+                cursor.observe(&mut tracker, &record);
+            }
             if Walk::cut_at(&record, max_pages) {
                 stats.walk_cut();
             }
@@ -335,7 +419,26 @@ impl<'a> Run<'a> {
             // The stream has ended, so nothing takes inputs any more: the count is final.
             summary.cancelled = taken.load(Ordering::Relaxed).saturating_sub(ended);
         }
-        Ok(Outcome { summary, output_closed, resumed, stopped: shutdown.is_stopping() })
+        // Only a run that got to the end of its input, every record written, changes the store:
+        // an interrupted one leaves it as it was, and its resume commits both parts.
+        let completed = !output_closed && !shutdown.is_stopping();
+        let validators = match job.validators {
+            Some(store) if completed => Some(
+                tokio::task::spawn_blocking(move || store.commit())
+                    .await
+                    .expect("committing the store does not panic")
+                    .map_err(JobError::Validators)?,
+            ),
+            _ => None,
+        };
+        let cursor = match job.cursor {
+            Some(cursor) if completed => tokio::task::spawn_blocking(move || cursor.commit(&tracker))
+                .await
+                .expect("saving the cursor does not panic")
+                .map_err(JobError::Cursor)?,
+            _ => None,
+        };
+        Ok(Outcome { summary, output_closed, resumed, stopped: shutdown.is_stopping(), validators, cursor })
     }
 }
 
@@ -352,12 +455,24 @@ fn notable_hosts(fetcher: &Fetcher) -> Vec<crate::engine::HostReport> {
 /// Public for the fronts that feed inputs of their own to a resumed output (the Python module):
 /// they skip what a [`Journal`] records exactly as a run of `outofsync fetch` does.
 pub fn still_to_do(done: &Done, i: u64, input: Input, max_pages: u32) -> Option<(u64, Input)> {
+    still_to_do_with_children(done, &ResumedChildren::default(), i, input, max_pages)
+}
+
+/// [`still_to_do`], when records have children (`--then`): an input whose own records are all
+/// there but whose children are not is still handed on, and the engine runs only its children.
+fn still_to_do_with_children(
+    done: &Done,
+    children: &ResumedChildren,
+    i: u64,
+    input: Input,
+    max_pages: u32,
+) -> Option<(u64, Input)> {
     if done.contains(i) {
-        return None;
+        return children.contains(i).then_some((i, input));
     }
     let Some(partial) = done.partial(i) else { return Some((i, input)) };
     if partial.page >= max_pages {
-        return None;
+        return children.contains(i).then_some((i, input));
     }
     let Input::Request(mut spec) = input else { return Some((i, input)) };
     match crate::request::parse_url(&partial.url) {

@@ -135,6 +135,16 @@ pub struct Attempt {
     pub stale_connection: bool,
 }
 
+/// The parent of a child request (`--then`): the record whose body gave the values that filled
+/// the child's template.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Parent {
+    /// The parent's `i`.
+    pub i: u64,
+    /// The parent's page, when it was paginated.
+    pub page: Option<u32>,
+}
+
 /// What one input request ended as. Exactly one per input (one per page when paginating).
 ///
 /// Non-exhaustive: later versions add optional fields (as the record's JSON grows only by
@@ -142,10 +152,14 @@ pub struct Attempt {
 #[non_exhaustive]
 #[derive(Clone, Debug, Default)]
 pub struct Record {
-    /// The request's position in the input, from 0: the key of `--resume` and `--ordered`.
+    /// The request's position in its input, from 0: the key of `--resume` and `--ordered`. The
+    /// input is the run's, or for a child request the outputs of `--then-from` on its parent's
+    /// body: a child's key is (`parent`, `i`, `page`).
     pub i: u64,
     /// The page, from 0, when paginating.
     pub page: Option<u32>,
+    /// For a child request (`--then`), its parent.
+    pub parent: Option<Parent>,
     /// The input line the request came from, from 1.
     pub line: Option<u64>,
     /// The `id` of a JSON request object, carried through as given.
@@ -162,6 +176,10 @@ pub struct Record {
     pub ok: bool,
     /// The final HTTP status, if a response came.
     pub status: Option<u16>,
+    /// The request was sent with the validators of an earlier run (`--validators`) and the server
+    /// answered `304 Not Modified`: what it had then is still current. The record is ok and has
+    /// no body.
+    pub not_modified: bool,
     /// The protocol of the connection the last attempt went out on (`"1.1"` or `"2"` in JSON).
     pub http: Option<http::Version>,
     /// How many times the request was sent (0: never, as for invalid input).
@@ -275,6 +293,15 @@ impl Record {
             out.extend_from_slice(b",\"page\":");
             write_u64(out, page.into());
         }
+        if let Some(parent) = self.parent {
+            out.extend_from_slice(b",\"parent\":{\"i\":");
+            write_u64(out, parent.i);
+            if let Some(page) = parent.page {
+                out.extend_from_slice(b",\"page\":");
+                write_u64(out, page.into());
+            }
+            out.push(b'}');
+        }
         if let Some(line) = self.line {
             out.extend_from_slice(b",\"line\":");
             write_u64(out, line);
@@ -303,6 +330,9 @@ impl Record {
         if let Some(status) = self.status {
             out.extend_from_slice(b",\"status\":");
             write_u64(out, status.into());
+        }
+        if self.not_modified {
+            out.extend_from_slice(b",\"not_modified\":true");
         }
         if let Some(version) = self.http {
             out.extend_from_slice(b",\"http\":\"");

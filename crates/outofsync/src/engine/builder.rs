@@ -209,6 +209,21 @@ impl FetcherBuilder {
         self
     }
 
+    /// Keeps the validators of responses in `store` and sends each request with the ones kept for
+    /// it (conditional requests; a `304` is an ok record with `"not_modified": true`). Default:
+    /// none.
+    pub fn validators(mut self, store: std::sync::Arc<dyn super::conditional::ValidatorStore>) -> Self {
+        self.config.validators = Some(store);
+        self
+    }
+
+    /// Child requests: each successful record's body gives values that fill `then`'s template,
+    /// each a request of the same run, whose record names its parent. Default: none.
+    pub fn then(mut self, then: super::children::Then) -> Self {
+        self.config.then = Some(then);
+        self
+    }
+
     /// Which response headers the record keeps. Default: [`KeepHeaders::None`].
     pub fn keep_headers(mut self, keep: KeepHeaders) -> Self {
         self.config.keep_headers = keep;

@@ -109,6 +109,13 @@ pub struct Config {
     /// Budgets besides `rate`: several windows per host, or budgets of the requests matching a
     /// host and path (`--rate 'api.example.com/search*=30/m'`). Default: none.
     pub budgets: Vec<Budget>,
+    /// Where the validators of responses (`ETag`, `Last-Modified`) are kept between runs: each
+    /// request is sent with the ones kept for it, and a `304` ends it as an ok record with
+    /// `"not_modified": true` and no body. Default: none (no conditional requests).
+    pub validators: Option<std::sync::Arc<dyn super::conditional::ValidatorStore>>,
+    /// Child requests (`--then`): each successful record's body gives values that fill a URL
+    /// template, each a request of the same run. Default: none.
+    pub then: Option<super::children::Then>,
     /// What authenticates requests (see [`auth`](crate::engine::auth)). Default: none.
     pub auth: Option<std::sync::Arc<dyn crate::engine::auth::Auth>>,
     /// The hosts [`Config::auth`] sends credentials to. Default: none given, which means the host
@@ -175,6 +182,8 @@ impl Default for Config {
             adaptive: None,
             adaptive_log: None,
             budgets: Vec::new(),
+            validators: None,
+            then: None,
             auth: None,
             auth_hosts: Vec::new(),
             shared_limits: None,

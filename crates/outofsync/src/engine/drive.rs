@@ -20,10 +20,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll, ready};
 
 use futures_util::{Stream, StreamExt};
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::ReceiverStream;
 
+use super::children::{Kids, Kin, ResumedChildren};
 use super::run::Engine;
 
 /// Records an input running ahead of the head of the window may hold before it waits.
@@ -53,6 +54,9 @@ pub struct RunOptions {
     pub order: Order,
     /// Stops the run from outside. Default: a handle nobody triggers.
     pub shutdown: Shutdown,
+    /// The children (`--then`) a resume left to run, by input; each runs before the rest of its
+    /// input. Default: none.
+    pub resumed_children: ResumedChildren,
 }
 
 /// Records in completion order; see the module documentation.
@@ -68,6 +72,7 @@ pub(super) fn completion<S, I>(
     inputs: S,
     slots: usize,
     shutdown: Shutdown,
+    resumed: ResumedChildren,
 ) -> impl Stream<Item = Record> + Send + 'static
 where
     S: Stream<Item = (u64, I)> + Send + 'static,
@@ -81,6 +86,8 @@ where
         slots: slots.max(1),
         started: AtomicUsize::new(1),
         waiting: AtomicUsize::new(0),
+        // Children anywhere in the run share as many permits as there are workers.
+        kin: Kin { kids: Kids::Shared(Arc::new(Semaphore::new(slots.max(1)))), resumed },
     });
     start_worker(crew, tx);
     ReceiverStream::new(rx)
@@ -98,6 +105,8 @@ struct Crew<S> {
     started: AtomicUsize,
     /// Workers waiting for an input.
     waiting: AtomicUsize,
+    /// How the children of `--then` run.
+    kin: Kin,
 }
 
 /// Spawns a worker. (A function of its own, and the worker boxed, because a worker starts others:
@@ -134,7 +143,7 @@ where
         }
         // The slot (this worker) is free again only after the records are handed on, so a slow
         // consumer holds back the input instead of piling up records.
-        run_one(&crew.engine, i, input.into(), &tx, &crew.shutdown).await;
+        run_one(&crew.engine, i, input.into(), &tx, &crew.shutdown, &crew.kin).await;
     }
     // The stream ends when the last worker drops its `tx`.
 }
@@ -145,6 +154,7 @@ pub(super) fn in_order<S, I>(
     inputs: S,
     window: usize,
     shutdown: Shutdown,
+    resumed: ResumedChildren,
 ) -> impl Stream<Item = Record> + Send + 'static
 where
     S: Stream<Item = (u64, I)> + Send + 'static,
@@ -163,12 +173,12 @@ where
             };
             let Some((permit, i, input)) = unless_stopped(&stopped, next).await else { break };
             let (engine, shutdown) = (engine.clone(), stopped.clone());
+            let kin = Kin { kids: Kids::InOrder, resumed: resumed.clone() };
             let (records_tx, records) = mpsc::channel(PAGES_AHEAD);
             // Boxed, as in completion order.
-            let task =
-                tokio::spawn(Box::pin(
-                    async move { run_one(&engine, i, input, &records_tx, &shutdown).await },
-                ));
+            let task = tokio::spawn(Box::pin(async move {
+                run_one(&engine, i, input, &records_tx, &shutdown, &kin).await
+            }));
             permit.send(Running { records, task });
         }
     });
@@ -240,10 +250,11 @@ async fn run_one(
     input: Input,
     out: &mpsc::Sender<Record>,
     shutdown: &Shutdown,
+    kin: &Kin,
 ) -> bool {
     tokio::select! {
         biased;
         () = shutdown.cancelled() => false,
-        () = engine.run(i, input, out) => true,
+        () = engine.run_with(i, input, out, kin) => true,
     }
 }

@@ -16,6 +16,8 @@ pub mod auth;
 mod authorize;
 mod budget;
 mod builder;
+pub mod children;
+pub mod conditional;
 mod config;
 mod connector;
 mod decode;
@@ -207,10 +209,12 @@ impl Fetcher {
         match options.order {
             Order::Completion => {
                 let slots = self.admission_slots();
-                drive::completion(engine, inputs, slots, options.shutdown).left_stream()
+                drive::completion(engine, inputs, slots, options.shutdown, options.resumed_children)
+                    .left_stream()
             }
             Order::Input { window } => {
-                drive::in_order(engine, inputs, window, options.shutdown).right_stream()
+                drive::in_order(engine, inputs, window, options.shutdown, options.resumed_children)
+                    .right_stream()
             }
         }
     }

@@ -10,13 +10,15 @@ use tokio::time::Instant;
 
 use super::adaptive::Answer;
 use super::authorize::{Authorizer, Via};
+use super::children::{Kids, Kin};
+use super::conditional;
 use super::config::Config;
 use super::exchange::{Exchange, Wire};
 use super::failure::Failure;
 use super::limits::{Host, Limits, Turn};
 use super::machine::{Event, Finished, NextPage, Request, Step, Walk};
 use super::transport::Transport;
-use crate::record::{ErrorKind, Record};
+use crate::record::{ErrorKind, Parent, Record};
 use crate::request::{Input, RequestSpec};
 
 /// Everything a request needs, shared by all requests of one fetcher.
@@ -49,37 +51,70 @@ impl<T> Engine<T> {
 }
 
 impl<T: Exchange> Engine<T> {
-    /// Runs input number `i` to its end and hands over its records: one, or one per page.
+    /// Runs input number `i` to its end and hands over its records: one, or one per page, each
+    /// followed by its children's (`--then`).
     ///
     /// Pages are fetched one after the other (each waits for the previous one's next link); each
     /// page is a whole request of its own, under the limits, rate and retries of every other.
     /// Returns early if the receiver is gone.
+    #[cfg(test)]
     pub async fn run(&self, i: u64, input: Input, out: &mpsc::Sender<Record>) {
+        self.run_with(i, input, out, &Kin::default()).await;
+    }
+
+    /// [`Engine::run`], with the children of the run's records run as `kin` says, and first the
+    /// children of input `i` that a resume left to run.
+    pub async fn run_with(&self, i: u64, input: Input, out: &mpsc::Sender<Record>, kin: &Kin) {
+        if self.config.then.is_some() && self.resumed_children(i, &kin.resumed, &kin.kids, out).await {
+            return;
+        }
+        self.records(i, input, out, None, Some(&kin.kids)).await;
+    }
+
+    /// The records of input `i`, or of a child of `parent`: one, or one per page; with `kids`,
+    /// each page's children right after it.
+    pub(crate) async fn records(
+        &self,
+        i: u64,
+        input: Input,
+        out: &mpsc::Sender<Record>,
+        parent: Option<Parent>,
+        kids: Option<&Kids>,
+    ) {
         let spec = match (&self.config.paginate, input) {
             (Some(_), Input::Request(spec)) => (*spec, 0),
             (Some(_), Input::Page { spec, page }) => (*spec, page),
             (_, input) => {
-                _ = out.send(self.execute(i, input).await.record).await;
+                let record = self.execute_as(i, input, self.conditional(parent)).await.record;
+                self.hand_on(record, parent, kids, out).await;
                 return;
             }
         };
         // Boxed, so that the walk's state (a second request future, the URLs fetched) is not part
         // of every request's task: a task is allocated and copied once per request and held by
         // each request in flight.
-        Box::pin(self.walk(i, spec, out)).await;
+        Box::pin(self.walk(i, spec, out, parent, kids)).await;
     }
 
     /// The pages of input `i`, from `spec` (page `page`) on; see [`Engine::run`].
-    async fn walk(&self, i: u64, (spec, page): (RequestSpec, u32), out: &mpsc::Sender<Record>) {
+    async fn walk(
+        &self,
+        i: u64,
+        (spec, page): (RequestSpec, u32),
+        out: &mpsc::Sender<Record>,
+        parent: Option<Parent>,
+        kids: Option<&Kids>,
+    ) {
         let (mut walk, mut input) = Walk::start(spec, page, self.config.max_pages);
         loop {
-            let Finished { record, next } = self.execute(i, input).await;
-            if out.send(record).await.is_err() {
+            let Finished { record, next, .. } = self.execute_as(i, input, self.conditional(parent)).await;
+            if !self.hand_on(record, parent, kids, out).await {
                 return;
             }
             input = match walk.after(i, next) {
                 NextPage::Fetch(input) => input,
-                NextPage::Loop(record) => {
+                NextPage::Loop(mut record) => {
+                    record.parent = parent;
                     _ = out.send(*record).await;
                     return;
                 }
@@ -88,15 +123,58 @@ impl<T: Exchange> Engine<T> {
         }
     }
 
+    /// Hands `record` on (stamped with its `parent`), then, with `kids`, runs its children;
+    /// false if the receiver is gone.
+    async fn hand_on(
+        &self,
+        mut record: Record,
+        parent: Option<Parent>,
+        kids: Option<&Kids>,
+        out: &mpsc::Sender<Record>,
+    ) -> bool {
+        record.parent = parent;
+        let family = kids.and_then(|_| self.family(&mut record));
+        if out.send(record).await.is_err() {
+            return false;
+        }
+        if let (Some(family), Some(kids)) = (family, kids) {
+            self.children(family, kids, out).await;
+        }
+        true
+    }
+
     /// Runs one request to its end: exactly one record, whatever happens.
     ///
     /// Each attempt (with the redirects it follows) takes its turn from the limits and gives it
     /// back before any wait, so a request waiting to retry holds no permit.
     pub async fn execute(&self, i: u64, input: Input) -> Finished {
+        self.execute_as(i, input, true).await
+    }
+
+    /// Whether a request of `parent` (`None`: of the run's input) is sent with its validators:
+    /// not a parent of `--then`, whose body (which a 304 lacks) gives its children.
+    fn conditional(&self, parent: Option<Parent>) -> bool {
+        parent.is_some() || self.config.then.is_none()
+    }
+
+    /// [`Engine::execute`], sent with its validators (if the config keeps them) only if
+    /// `conditional`.
+    async fn execute_as(&self, i: u64, input: Input, conditional: bool) -> Finished {
         let mut request = match Request::sharing(&self.config, &self.default_headers, i, input) {
             Ok(request) => request,
-            Err(record) => return Finished { record: *record, next: None },
+            Err(record) => return Finished { record: *record, next: None, validators: None },
         };
+        // Conditional requests: the validators kept for the request, looked up before it is sent;
+        // the ones to keep are handed back once it ends, if they changed.
+        let store = self.config.validators.as_ref().filter(|_| conditional);
+        let conditional = store.map(|store| {
+            let key = conditional::key(request.hop());
+            let sent = store.get(&key);
+            if let Some(sent) = &sent {
+                request.condition(sent.clone());
+            }
+            (store, key, sent)
+        });
         let mut event = Event::Start;
         // The origin of the hop, and the turn to send to it, between the steps that take and use them.
         let mut host: Option<Arc<Host>> = None;
@@ -151,7 +229,14 @@ impl<T: Exchange> Engine<T> {
                         host.cool_down(cool_down.into());
                     }
                     drop(turn);
-                    return request.finish(now.into_std());
+                    let finished = request.finish(now.into_std());
+                    if let (Some((store, key, sent)), Some(keep)) = (&conditional, &finished.validators)
+                        && sent.as_ref() != Some(keep)
+                        && !(sent.is_none() && keep.is_empty())
+                    {
+                        store.put(key, keep);
+                    }
+                    return finished;
                 }
             };
         }

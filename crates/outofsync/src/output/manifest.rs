@@ -243,7 +243,9 @@ fn hex(bytes: &[u8]) -> String {
     })
 }
 
-fn digest(parts: &[&[u8]]) -> String {
+/// `sha256:` and the hex SHA-256 of `parts`, each preceded by its length (so that no two lists
+/// of parts hash alike): how the manifest keeps what it must not show.
+pub fn digest(parts: &[&[u8]]) -> String {
     let mut hash = Context::new(&SHA256);
     for part in parts {
         hash.update(&(part.len() as u64).to_le_bytes());

@@ -6,20 +6,24 @@
 //! output back into the set of inputs it records; [`Manifest`] says which input and options wrote
 //! it. Together: after any interruption and a resume, one record per input.
 
+pub mod children;
 mod journal;
 mod manifest;
 pub mod scan;
 mod sent;
 mod sink;
+pub mod validators;
 
 use std::io;
 use std::path::PathBuf;
 
 pub use journal::{Journal, OpenError, ResumeOptions, Resumed, Start};
-pub use manifest::{InputIdentity, Manifest, Mismatch};
+pub(crate) use manifest::sync_dir;
+pub use manifest::{InputIdentity, Manifest, Mismatch, digest};
 pub use scan::{Done, scan};
 pub use sent::SentLog;
 pub use sink::{Fsync, SYNC_INTERVAL, SYNC_RECORDS, Sink, WriterGone};
+pub use validators::ValidatorFile;
 
 /// Where the records are written.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -81,8 +81,12 @@ impl Done {
     }
 
     /// Takes in one record; false if it repeats what is already recorded (an input recorded
-    /// twice, or a page of a walk recorded twice).
+    /// twice, or a page of a walk recorded twice). A child's record (`--then`) is not its
+    /// input's: the children of an output are read by `output::children`.
     pub(crate) fn record(&mut self, entry: &Entry) -> bool {
+        if entry.parent.is_some() {
+            return true;
+        }
         if self.contains(entry.i) {
             return false;
         }
@@ -122,6 +126,19 @@ pub struct Entry {
     /// The next page's URL, when there is one.
     #[serde(default)]
     pub next: Option<String>,
+    /// For a child request's record, its parent.
+    #[serde(default)]
+    pub parent: Option<EntryParent>,
+}
+
+/// The parent named by a child's record.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, Hash)]
+pub struct EntryParent {
+    /// The parent's `i`.
+    pub i: u64,
+    /// The parent's page.
+    #[serde(default)]
+    pub page: Option<u32>,
 }
 
 /// What [`scan`] found.

@@ -111,6 +111,31 @@ impl Template {
     }
 }
 
+/// `text` with every `{name}` filled with `value`, escaped for where it goes; every other brace,
+/// placeholders of other names included, is left as it is (a curl glob `{a,b}` in a URL stays
+/// one). This is how a run's own variables (`{cursor}`) reach the URLs, headers and bodies given
+/// on the command line.
+pub fn fill(text: &str, name: &str, value: &Value, escape: Escape) -> String {
+    let template = Template::parse(text).expect("templates always parse");
+    let mut out = String::with_capacity(text.len());
+    for part in &template.parts {
+        match part {
+            Part::Literal(literal) => out.push_str(literal),
+            Part::Field(field) if field == name => match escape {
+                Escape::Json => out.push_str(&value.to_string()),
+                Escape::Url => out.extend(utf8_percent_encode(&plain(value), COMPONENT)),
+                Escape::Raw => out.push_str(&plain(value)),
+            },
+            Part::Field(field) => {
+                out.push('{');
+                out.push_str(field);
+                out.push('}');
+            }
+        }
+    }
+    out
+}
+
 /// `a.b.c` looks into nested objects; a key that itself holds dots is found first.
 fn lookup<'a>(row: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
     if let Some(value) = row.get(name) {
@@ -277,5 +302,22 @@ mod tests {
         assert_eq!(spec.method, Method::POST);
         assert_eq!(spec.body.as_deref(), Some(&br#"{"v": [1,2]}"#[..]));
         assert_eq!(spec.headers[CONTENT_TYPE], "application/json");
+    }
+}
+
+#[cfg(test)]
+mod fill_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_run_variable_fills_its_placeholder_only() {
+        let t = "http://h.test/c?since={cursor}&x={a,b}&y={other}";
+        assert_eq!(
+            fill(t, "cursor", &json!("2026-01-01T00:00:00+02:00"), Escape::Url),
+            "http://h.test/c?since=2026-01-01T00%3A00%3A00%2B02%3A00&x={a,b}&y={other}"
+        );
+        assert_eq!(fill(r#"{"after": {cursor}}"#, "cursor", &json!(5), Escape::Json), r#"{"after": 5}"#);
+        assert_eq!(fill("X-Since: {cursor}", "cursor", &json!("T1"), Escape::Raw), "X-Since: T1");
     }
 }

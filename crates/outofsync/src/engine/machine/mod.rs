@@ -36,6 +36,7 @@ use std::time::{Duration, Instant};
 use http::HeaderMap;
 use url::Url;
 
+use super::conditional::Validators;
 use super::config::{BodyMode, Config, KeepHeaders};
 use super::payload;
 use super::redirect;
@@ -120,6 +121,10 @@ pub struct Finished {
     pub record: Record,
     /// The next page's URL, when paginating and there is one.
     pub next: Option<Url>,
+    /// The validators to keep for the request, when the config keeps them
+    /// ([`Config::validators`]): the response's (empty ones when it had none and some were
+    /// sent), or, after a `304`, the ones sent. `None`: nothing to change.
+    pub validators: Option<Validators>,
 }
 
 /// Where a request is in its life.
@@ -161,6 +166,10 @@ pub struct Request<'c> {
     /// Sends again at once after a stale keep-alive connection, or with refreshed credentials
     /// after a `401`: counted in `attempts`, but not retries, so they do not use up the retries.
     resends: u32,
+    /// The validators the request was sent with ([`Request::condition`]).
+    condition: Option<Validators>,
+    /// The validators to keep, once settled.
+    keep: Option<Validators>,
     /// What authenticates the request; see [`Auth`](crate::engine::auth).
     auth: AuthState,
     phase: Phase,
@@ -223,9 +232,42 @@ impl<'c> Request<'c> {
             clock: None,
             attempt_start: None,
             resends: 0,
+            condition: None,
+            keep: None,
             auth: AuthState::default(),
             phase: Phase::New,
         })
+    }
+
+    /// Makes the request conditional: it is sent with `If-None-Match` (the `ETag`) and
+    /// `If-Modified-Since` (the `Last-Modified`) of `validators`, and a `304 Not Modified` then
+    /// ends it as an ok record with `"not_modified": true` and no body (when paginating, the walk
+    /// goes on from `validators.next`). Called before the first step; a request that sets either
+    /// header itself is left as it is, as is one given empty validators.
+    pub fn condition(&mut self, validators: Validators) {
+        use http::header::{IF_MODIFIED_SINCE, IF_NONE_MATCH};
+        let headers = &self.hop.headers;
+        if !matches!(self.phase, Phase::New)
+            || validators.is_empty()
+            || headers.contains_key(IF_NONE_MATCH)
+            || headers.contains_key(IF_MODIFIED_SINCE)
+        {
+            return;
+        }
+        let headers = Arc::make_mut(&mut self.hop.headers);
+        let value = |text: &Option<String>| text.as_deref().and_then(|t| http::HeaderValue::from_str(t).ok());
+        if let Some(etag) = value(&validators.etag) {
+            headers.insert(IF_NONE_MATCH, etag);
+        }
+        if let Some(date) = value(&validators.last_modified) {
+            headers.insert(IF_MODIFIED_SINCE, date);
+        }
+        self.condition = Some(validators);
+    }
+
+    /// Whether `response` says that what the request was sent with is still current.
+    fn not_modified(&self, response: &Response) -> bool {
+        self.condition.is_some() && response.status == http::StatusCode::NOT_MODIFIED
     }
 
     /// What is sent next, or was sent last: method, URL, headers and body of the current hop.
@@ -376,7 +418,10 @@ impl<'c> Request<'c> {
                     Err(message) => self.end(Err(Failure::new(ErrorKind::Redirect, message)), None, None),
                 };
             }
-            Ok(Exchanged::Response(response)) if self.config.ok_status.contains(response.status.as_u16()) => {
+            Ok(Exchanged::Response(response))
+                if self.config.ok_status.contains(response.status.as_u16())
+                    || self.not_modified(response) =>
+            {
                 return self.end(outcome, None, None);
             }
             Ok(Exchanged::Response(response)) if self.replays(response.status) => return self.replay(now),
@@ -429,6 +474,7 @@ impl<'c> Request<'c> {
             panic!("request {}: finished before its last step", self.record.i);
         };
         let next = self.settle(outcome, note);
+        let validators = self.keep.take();
         let mut record = self.record;
         record.next = next.as_ref().map(Url::to_string);
         match self.visited.into_iter().next() {
@@ -440,7 +486,7 @@ impl<'c> Request<'c> {
         }
         self.auth.mask(&mut record);
         record.elapsed_ms = self.clock.map_or(0.0, |(start, _)| ms(now.saturating_duration_since(start)));
-        Finished { record, next }
+        Finished { record, next, validators }
     }
 
     /// Fills the record from how the request ended; returns the next page when paginating.
@@ -474,6 +520,12 @@ impl<'c> Request<'c> {
                 .collect(),
             );
         }
+        if status == http::StatusCode::NOT_MODIFIED
+            && let Some(sent) = self.condition.take()
+        {
+            return self.settle_not_modified(sent, &headers);
+        }
+        let keeps = self.config.validators.is_some();
         let ok_status = self.config.ok_status.contains(status.as_u16());
         // A failed status keeps whatever body it came with, as best it can be read.
         let mode =
@@ -503,6 +555,31 @@ impl<'c> Request<'c> {
             }
         }
         record.ok = record.error.is_none();
+        if keeps && record.ok {
+            let mut found = Validators::of_response(&headers);
+            if let Some(found) = &mut found {
+                found.next = next.as_ref().map(Url::to_string);
+            }
+            // A response without validators replaces ones sent: they are forgotten.
+            self.keep = found.or_else(|| self.condition.is_some().then(Validators::default));
+        }
+        next
+    }
+
+    /// The record of a request whose validators are still current (`304`): ok, no body, and the
+    /// next page the stored response named; the validators are kept, with any the 304 updates.
+    fn settle_not_modified(&mut self, mut sent: Validators, headers: &HeaderMap) -> Option<Url> {
+        let record = &mut self.record;
+        (record.ok, record.not_modified) = (true, true);
+        if let Some(fresh) = Validators::of_response(headers) {
+            sent.etag = fresh.etag.or(sent.etag);
+            sent.last_modified = fresh.last_modified.or(sent.last_modified);
+        }
+        let next = match (&self.config.paginate, &sent.next) {
+            (Some(_), Some(next)) => Url::parse(next).ok(),
+            _ => None,
+        };
+        self.keep = Some(sent);
         next
     }
 

@@ -64,7 +64,7 @@ fn a_success_ends_at_once_with_its_record() {
     let mut r = request(&config, Method::GET, "http://a.test/x");
     assert_eq!(send(&mut r, t), Step::Send { budget: config.timeout });
     assert_eq!(r.step(answer(200, &[]), t + ms(30)), Step::Done { cool_down: None });
-    let Finished { record, next } = r.finish(t + ms(30));
+    let Finished { record, next, .. } = r.finish(t + ms(30));
     assert!(record.ok && next.is_none());
     assert_eq!((record.status, record.attempts, record.http), (Some(200), 1, Some(http::Version::HTTP_2)));
     assert_eq!(record.elapsed_ms, 30.0);
@@ -367,7 +367,7 @@ fn a_page_names_the_next_and_a_walk_ends_at_a_loop_or_the_page_limit() {
     let mut r = Request::new(&config, 0, input).unwrap();
     send(&mut r, t);
     r.step(answer(200, &[(LINK, r#"</items?page=2>; rel="next""#)]), t);
-    let Finished { record, next } = r.finish(t);
+    let Finished { record, next, .. } = r.finish(t);
     assert_eq!(record.page, Some(0));
     assert_eq!(record.next.as_deref(), Some("http://a.test/items?page=2"));
     let NextPage::Fetch(Input::Page { spec, page: 1 }) = walk.after(0, next) else { panic!("page 1") };
@@ -424,4 +424,88 @@ fn response_headers_are_kept_as_asked_with_repeated_names_as_arrays() {
     assert_eq!(all["headers"]["x-ratelimit-remaining"], "41");
     let only = line(KeepHeaders::Only(vec![http::HeaderName::from_static("x-ratelimit-remaining")]));
     assert_eq!(only["headers"], serde_json::json!({"x-ratelimit-remaining": "41"}));
+}
+
+#[derive(Debug)]
+struct NoStore;
+
+impl crate::engine::conditional::ValidatorStore for NoStore {
+    fn get(&self, _: &crate::engine::conditional::Key) -> Option<Validators> {
+        None
+    }
+    fn put(&self, _: &crate::engine::conditional::Key, _: &Validators) {}
+}
+
+fn keeping(paginate: Option<Paginate>) -> Config {
+    Config { validators: Some(Arc::new(NoStore)), paginate, ..config() }
+}
+
+#[test]
+fn a_conditional_request_answered_304_is_ok_not_modified_and_keeps_its_validators() {
+    let config = keeping(None);
+    let t = Instant::now();
+    let mut r = request(&config, Method::GET, "http://a.test/x");
+    let sent = Validators { etag: Some("\"v1\"".into()), last_modified: None, next: None };
+    r.condition(sent.clone());
+    assert_eq!(r.hop().headers[http::header::IF_NONE_MATCH], "\"v1\"");
+    assert!(!r.hop().headers.contains_key(http::header::IF_MODIFIED_SINCE));
+    send(&mut r, t);
+    let modified = (http::header::LAST_MODIFIED, "Thu, 01 Jan 2026 00:00:00 GMT");
+    assert_eq!(r.step(answer(304, &[modified]), t), Step::Done { cool_down: None });
+    let Finished { record, validators, .. } = r.finish(t);
+    assert!(record.ok && record.not_modified && record.error.is_none());
+    assert_eq!((record.status, record.json_str()), (Some(304), None));
+    let kept = validators.unwrap();
+    assert_eq!(kept.etag, sent.etag);
+    assert_eq!(
+        kept.last_modified.as_deref(),
+        Some("Thu, 01 Jan 2026 00:00:00 GMT"),
+        "the 304's date is newer"
+    );
+}
+
+#[test]
+fn a_304_to_a_request_sent_without_validators_is_a_status_like_any_other() {
+    let config = keeping(None);
+    let t = Instant::now();
+    let mut r = request(&config, Method::GET, "http://a.test/x");
+    send(&mut r, t);
+    r.step(answer(304, &[]), t);
+    let Finished { record, validators, .. } = r.finish(t);
+    assert!(!record.ok && !record.not_modified);
+    assert_eq!(record.error_kind(), Some(ErrorKind::HttpStatus));
+    assert_eq!(validators, None);
+}
+
+#[test]
+fn a_changed_response_hands_back_its_new_validators_and_a_walk_goes_on_from_a_304() {
+    let config = keeping(None);
+    let t = Instant::now();
+    let mut r = request(&config, Method::GET, "http://a.test/x");
+    r.condition(Validators { etag: Some("\"v1\"".into()), ..Validators::default() });
+    send(&mut r, t);
+    r.step(answer(200, &[(http::header::ETAG, "\"v2\"")]), t);
+    let Finished { record, validators, .. } = r.finish(t);
+    assert!(record.ok && !record.not_modified && record.json_str().is_some());
+    assert_eq!(validators.unwrap().etag.as_deref(), Some("\"v2\""));
+
+    let mut r = request(&config, Method::GET, "http://a.test/x");
+    r.condition(Validators { etag: Some("\"v1\"".into()), ..Validators::default() });
+    send(&mut r, t);
+    r.step(answer(200, &[]), t);
+    assert_eq!(r.finish(t).validators, Some(Validators::default()), "none now: forget the old ones");
+
+    let config = keeping(Some(Paginate::Link));
+    let mut r = request(&config, Method::GET, "http://a.test/x");
+    let stored = Validators {
+        etag: Some("\"p0\"".into()),
+        last_modified: None,
+        next: Some("http://a.test/x?page=2".into()),
+    };
+    r.condition(stored);
+    send(&mut r, t);
+    r.step(answer(304, &[]), t);
+    let Finished { record, next, .. } = r.finish(t);
+    assert!(record.not_modified);
+    assert_eq!(next.unwrap().as_str(), "http://a.test/x?page=2", "the next page the stored response named");
 }

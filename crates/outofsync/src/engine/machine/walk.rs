@@ -41,6 +41,10 @@ impl Walk {
     /// Whether `record` is the last its input makes: the only one, or the page its walk ends on
     /// (no next page, or the next one beyond `max_pages`).
     pub fn ends_with(record: &Record, max_pages: u32) -> bool {
+        if record.parent.is_some() {
+            // A child's record: its input is its parent's, which ended with the parent's page.
+            return false;
+        }
         match record.page {
             None => true,
             Some(page) => record.next.is_none() || last_allowed(page, max_pages),
