@@ -280,7 +280,7 @@ impl<'a> Run<'a> {
             }
             ended += u64::from(ends_its_input(&record, max_pages));
             counters.count(&record);
-            if sink.push(&record).await.is_err() {
+            if sink.push(record).await.is_err() {
                 break;
             }
         }
