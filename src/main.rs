@@ -3,6 +3,7 @@
 mod cli;
 mod commands;
 mod demo;
+mod metrics;
 mod progress;
 
 use std::process::ExitCode;

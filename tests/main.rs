@@ -4,6 +4,7 @@
 
 mod support;
 
+mod auth;
 mod fetch;
 mod hostile;
 mod lab;
@@ -12,7 +13,9 @@ mod ordered;
 mod package;
 mod pipelines;
 mod proxies;
+mod queue;
 mod real_servers;
 mod resilience;
 mod resume;
 mod server;
+mod shard;

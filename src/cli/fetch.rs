@@ -60,12 +60,14 @@ pub struct FetchArgs {
     /// User-Agent header.
     #[arg(short = 'A', long, value_name = "NAME", help_heading = "Requests")]
     pub user_agent: Option<String>,
-    /// Basic authentication, as curl's: an Authorization header for every request (dropped when a
-    /// redirect leaves the host; -H Authorization: … replaces it). The password stays out of
-    /// records, logs and the manifest (which keeps a digest); other users of this machine may see
-    /// it in the process list, as with curl.
-    #[arg(short = 'u', long, value_name = "USER:PASSWORD", help_heading = "Requests")]
+    /// Basic authentication, as curl's: an Authorization header sent to the hosts of --auth-host
+    /// (dropped when a redirect leaves the host). The password stays out of records, logs and the
+    /// manifest; other users of this machine may see it in the process list, as with curl:
+    /// --basic-env reads it from the environment instead.
+    #[arg(short = 'u', long, value_name = "USER:PASSWORD", help_heading = "Authentication")]
     pub user: Option<String>,
+    #[command(flatten)]
+    pub auth: crate::cli::AuthArgs,
     /// Do not expand globs in URLs (without it, a [ or { never closed is an invalid_request).
     #[arg(short = 'g', long, help_heading = "Requests")]
     pub globoff: bool,
@@ -263,6 +265,17 @@ pub struct FetchArgs {
     /// second signal quits at once.
     #[arg(long, value_name = "DURATION", default_value = "10s", help_heading = "Interruptions")]
     pub grace: HumanDuration,
+
+    /// Take only the inputs whose index i is K modulo N (K from 0), under their own indexes: N
+    /// processes run with 0/N … N-1/N, and their outputs together hold exactly one record per
+    /// input. The manifest records the shard (a resume must name the same one). Limits (-c,
+    /// --per-host, --rate) are this process's: give each shard its share of a host's budget.
+    #[arg(long, value_name = "K/N", help_heading = "Scale-out")]
+    pub shard: Option<outofsync::shard::Shard>,
+    /// Serve Prometheus metrics at http://ADDR/metrics while the run lasts (e.g. 127.0.0.1:9464):
+    /// records by outcome, failures by kind, requests in flight, a latency histogram.
+    #[arg(long, value_name = "ADDR", help_heading = "Output")]
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 /// How input lines are read.

@@ -6,20 +6,31 @@
 //! placeholder instead: `/bytes/{count}`). Turning these structs into configurations happens in
 //! `commands`.
 
+mod auth;
+mod collect;
 mod demo;
 mod fetch;
 mod lab;
+mod queue;
 mod serve;
+mod status;
+mod submit;
 mod values;
+mod worker;
 
 use clap::{Parser, Subcommand};
 
+pub use auth::{AuthArgs, ClientAuthArg};
 pub use demo::DemoArgs;
 pub use fetch::{FetchArgs, InputFormat};
 
+pub use collect::CollectArgs;
 pub use lab::{LabArgs, LabWorkerArgs};
 pub use serve::ServeArgs;
+pub use status::StatusArgs;
+pub use submit::SubmitArgs;
 pub use values::{HumanDuration, Size};
+pub use worker::WorkerArgs;
 
 /// Fetch data from HTTP APIs asynchronously, fast, and without losing anything.
 #[derive(Parser, Debug)]
@@ -47,6 +58,14 @@ pub enum Command {
     LabWorker(LabWorkerArgs),
     /// Run the built-in JSON API server (the offline target of the demo, tests, lab and benchmarks).
     Serve(ServeArgs),
+    /// Put a job's requests into a Redis queue, for workers on any number of machines.
+    Submit(Box<SubmitArgs>),
+    /// Fetch the requests of jobs in a Redis queue, with the engine and options of `fetch`.
+    Worker(WorkerArgs),
+    /// Write a job's records from a Redis queue into one file, until every input has its record.
+    Collect(CollectArgs),
+    /// Show how far a job in a Redis queue is, and its workers.
+    Status(StatusArgs),
 }
 
 #[cfg(test)]

@@ -49,4 +49,5 @@ Endpoints (JSON bodies unless noted; bad parameters get a 4xx with a JSON error)
   GET  /bytes/{count}                    that many seeded pseudo-random bytes
   GET  /drip?bytes=N&interval_ms=M       N bytes, one every M ms
   GET  /endless                          a body that never ends
-  GET  /stats, POST /stats/reset         requests by path and host, in flight now and at most";
+  GET  /stats, POST /stats/reset         requests by path and host, in flight now and at most,
+                                         and begun in each second (per_second)";

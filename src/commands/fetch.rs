@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use bytes::Bytes;
-use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue, USER_AGENT};
+use http::header::{ACCEPT, CONTENT_TYPE, HeaderValue, USER_AGENT};
 use outofsync::Fetcher;
 use outofsync::engine::{
     Config, FetcherBuilder, HttpVersion, JqFilter, KeepHeaders, Paginate, Proxies, Shutdown,
@@ -47,11 +47,17 @@ pub fn run(args: FetchArgs) -> anyhow::Result<ExitCode> {
     let fetcher = fetcher.build()?;
     let runtime = super::runtime(args.threads.into())?;
     let (quiet, grace, progress) = (args.quiet, args.grace.0, shows_progress(&args));
+    let metrics =
+        args.metrics.map(|addr| (addr, std::sync::Arc::new(outofsync::metrics::Metrics::default())));
+    job.metrics = metrics.as_ref().map(|(_, m)| m.clone());
     // The run is spawned onto the runtime rather than driven by `block_on` on this thread: its
     // aggregator then lives on a worker, and handing it each record is not a cross-thread
     // wake-up of the main thread.
     let result = runtime.block_on(async move {
         tokio::spawn(async move {
+            if let Some((addr, metrics)) = metrics {
+                crate::metrics::serve(addr, metrics).await?;
+            }
             let run = pipeline::Run::open(&fetcher, job).await?;
             if let (Some(resumed), false) = (run.resumed(), quiet) {
                 eprintln!("outofsync: {}", describe_resume(resumed));
@@ -92,7 +98,7 @@ fn destination(output: Option<&Path>) -> Destination {
     }
 }
 
-fn job(args: &FetchArgs, output: Destination) -> anyhow::Result<Job> {
+pub(crate) fn job(args: &FetchArgs, output: Destination) -> anyhow::Result<Job> {
     let sources = if args.inputs.is_empty() {
         vec![Source::Stdin]
     } else {
@@ -115,6 +121,7 @@ fn job(args: &FetchArgs, output: Destination) -> anyhow::Result<Job> {
         start,
         fsync: args.fsync,
         ordered: args.ordered.then_some(window),
+        shard: args.shard,
         ..Job::new(sources, output)
     })
 }
@@ -145,7 +152,7 @@ fn describe_resume(resumed: &Resumed) -> String {
 }
 
 /// The fetcher the flags describe; the library checks the settings as it builds it.
-fn fetcher(args: &FetchArgs) -> anyhow::Result<FetcherBuilder> {
+pub(crate) fn fetcher(args: &FetchArgs) -> anyhow::Result<FetcherBuilder> {
     let http = if args.http1_only {
         HttpVersion::Http1Only
     } else if args.http2_prior_knowledge {
@@ -213,7 +220,7 @@ fn fetcher(args: &FetchArgs) -> anyhow::Result<FetcherBuilder> {
         }
         builder = builder.paginate(paginate.with_param(args.page_param.clone()));
     }
-    Ok(builder)
+    super::auth::configure(builder, &args.auth, args.user.as_deref(), &args.headers)
 }
 
 /// The headers of every request: the library's defaults, changed by the flags.
@@ -226,9 +233,6 @@ fn headers(args: &FetchArgs) -> anyhow::Result<http::HeaderMap> {
         let value = HeaderValue::from_str(agent).context("--user-agent is not a valid header value")?;
         headers.insert(USER_AGENT, value);
     }
-    if let Some(user) = &args.user {
-        headers.insert(AUTHORIZATION, basic_auth(user)?);
-    }
     for header in &args.headers {
         // curl's "Name:" (nothing after the colon) removes a header the tool would send.
         if let Some(name) = header.strip_suffix(':').filter(|n| !n.contains(':')) {
@@ -239,21 +243,6 @@ fn headers(args: &FetchArgs) -> anyhow::Result<http::HeaderMap> {
         headers.insert(name, value);
     }
     Ok(headers)
-}
-
-/// `-u USER:PASSWORD` as an `Authorization: Basic …` value, marked sensitive so that no `Debug`
-/// (of a config, at `-vvv`) prints it and HTTP/2 never puts it in a compression table.
-fn basic_auth(user: &str) -> anyhow::Result<HeaderValue> {
-    use base64::Engine as _;
-    if !user.contains(':') {
-        // curl would prompt for the password; a bulk run has no one to ask.
-        bail!("-u {user}: give USER:PASSWORD (outofsync does not prompt for a password)");
-    }
-    let encoded = base64::engine::general_purpose::STANDARD.encode(user);
-    let mut value =
-        HeaderValue::from_str(&format!("Basic {encoded}")).expect("base64 is a valid header value");
-    value.set_sensitive(true);
-    Ok(value)
 }
 
 fn line_defaults(args: &FetchArgs) -> anyhow::Result<LineDefaults> {

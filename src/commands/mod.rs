@@ -1,10 +1,15 @@
 //! Turns parsed command lines into library calls, one file per subcommand.
 
+mod auth;
+mod collect;
 mod demo;
 mod fetch;
 mod lab;
 mod serve;
 mod signals;
+mod status;
+mod submit;
+mod worker;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -23,6 +28,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Lab(args) => lab::run(args),
         Command::LabWorker(args) => lab::run_worker(args),
         Command::Serve(args) => serve::run(args),
+        Command::Submit(args) => submit::run(*args),
+        Command::Worker(args) => worker::run(args),
+        Command::Collect(args) => collect::run(args),
+        Command::Status(args) => status::run(args),
     }
 }
 

@@ -9,6 +9,7 @@ pub mod hostile;
 pub mod nginx;
 pub mod proxy;
 pub mod real;
+pub mod redis;
 pub mod tls;
 
 use std::future::Future;

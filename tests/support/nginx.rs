@@ -43,13 +43,16 @@ pub enum Listener {
     /// TLS, HTTP/1.1, with a self-signed certificate made as `openssl req -x509` makes one
     /// (basicConstraints CA:TRUE): the file given to `--cacert` is the server's own certificate.
     TlsSelfSigned,
+    /// Plain HTTP/1.1 with locations behind credentials (see [`AUTH_LOCATIONS`]), logged to an
+    /// access log of its own with the credentials each request carried ([`Nginx::auth_log`]).
+    Auth,
     /// Plain HTTP/1.1 for the harness itself (readiness and log sync); no test counts it.
     Control,
 }
 
 impl Listener {
     /// Every listener a test may fetch from (not the control one).
-    pub const SERVED: [Listener; 7] = [
+    pub const SERVED: [Listener; 8] = [
         Listener::H1,
         Listener::TlsH1,
         Listener::TlsH2,
@@ -57,6 +60,7 @@ impl Listener {
         Listener::Keepalive3,
         Listener::Ratelimit,
         Listener::TlsSelfSigned,
+        Listener::Auth,
     ];
 
     /// The listener's name, as in the tests' messages (`tls_h2`).
@@ -69,6 +73,7 @@ impl Listener {
             Listener::Keepalive3 => "keepalive3",
             Listener::Ratelimit => "ratelimit",
             Listener::TlsSelfSigned => "tls_self_signed",
+            Listener::Auth => "auth",
             Listener::Control => "control",
         }
     }
@@ -85,6 +90,7 @@ impl Listener {
         };
         match self {
             Listener::H1 | Listener::Control => ("", String::new()),
+            Listener::Auth => ("", format!("access_log {}/auth.log auth;", dir.display())),
             Listener::TlsH1 => (" ssl", tls("leaf")),
             Listener::TlsH2 => (" ssl http2", tls("leaf")),
             Listener::H2c => (" http2", String::new()),
@@ -106,6 +112,41 @@ impl Listener {
 /// Every listener also has `/close`, where nginx reads and logs the request (status 444) and then
 /// resets the connection without answering.
 pub const DOCUMENTS: [&str; 5] = ["small.json", "1k.json", "64k.json", "5m.json", "chunked.json"];
+
+/// The credentials the `auth` listener takes: a bearer token, an `X-Api-Key`, an `api_key` query
+/// parameter, and a Basic user and password.
+pub const AUTH_BEARER: &str = "nginx-bearer-3c9f1a66";
+/// See [`AUTH_BEARER`].
+pub const AUTH_KEY: &str = "nginx-key-77d2e0b5";
+/// See [`AUTH_BEARER`].
+pub const AUTH_QUERY_KEY: &str = "nginx-query-b41c5e08";
+/// See [`AUTH_BEARER`].
+pub const AUTH_USER: (&str, &str) = ("nginx-user", "nginx-pass-5e0a91f3");
+
+/// The `auth` listener's locations: each answers 200 to the right credential and 401 otherwise
+/// (nginx's `map` compares the whole value); `/away` redirects to another host (`localhost` for
+/// `127.0.0.1`, on the same port), where `/elsewhere` answers anyone.
+pub const AUTH_LOCATIONS: &str = r#"default_type application/json;
+location = /bearer { if ($auth_bearer = 0) { return 401 '{"refused":"bearer"}'; } return 200 '{"auth":"bearer"}'; }
+location = /basic { if ($auth_basic = 0) { return 401 '{"refused":"basic"}'; } return 200 '{"auth":"basic"}'; }
+location = /key { if ($auth_key = 0) { return 401 '{"refused":"key"}'; } return 200 '{"auth":"key"}'; }
+location = /query { if ($auth_query = 0) { return 401 '{"refused":"query"}'; } return 200 '{"auth":"query"}'; }
+location = /away { return 302 http://localhost:$server_port/elsewhere; }
+location = /elsewhere { return 200 '{"elsewhere":true}'; }
+"#;
+
+/// The maps behind [`AUTH_LOCATIONS`] and the format of its log.
+fn auth_maps() -> String {
+    use base64::Engine as _;
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", AUTH_USER.0, AUTH_USER.1));
+    format!(
+        r#"    map $http_authorization $auth_bearer {{ "Bearer {AUTH_BEARER}" 1; default 0; }}
+    map $http_authorization $auth_basic {{ "Basic {basic}" 1; default 0; }}
+    map $http_x_api_key $auth_key {{ "{AUTH_KEY}" 1; default 0; }}
+    map $arg_api_key $auth_query {{ "{AUTH_QUERY_KEY}" 1; default 0; }}
+    log_format auth '$request_uri|$status|$http_authorization|$http_x_api_key|$arg_api_key';"#
+    )
+}
 
 /// The parts of `/chunked.json`: each one is sent as a chunk of its own by the echo module, with a
 /// short sleep between some of them, so the body really arrives in pieces.
@@ -280,6 +321,15 @@ impl Nginx {
         std::fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default()
     }
 
+    /// What the `auth` listener received, one line per request in log order, as
+    /// `URI|STATUS|AUTHORIZATION|X-API-KEY|API_KEY` (`-` for what was absent); complete for
+    /// everything answered before this call.
+    pub fn auth_log(&self) -> Vec<String> {
+        self.sync();
+        let log = std::fs::read_to_string(self.dir.path().join("auth.log")).unwrap_or_default();
+        log.lines().map(str::to_owned).collect()
+    }
+
     /// The directory holding the configuration, documents, certificates and logs.
     pub fn dir(&self) -> &Path {
         self.dir.path()
@@ -395,10 +445,10 @@ fn config(dir: &Path, echo: &Path, ports: &HashMap<Listener, u16>) -> String {
     for listener in Listener::SERVED.iter().copied().chain([Listener::Control]) {
         let (listen, extra) = listener.directives(dir);
         let port = ports[&listener];
-        let more = if listener == Listener::Control {
-            "location /__sync/ { return 204; }"
-        } else {
-            "include documents.conf;"
+        let more = match listener {
+            Listener::Control => "location /__sync/ { return 204; }",
+            Listener::Auth => "include auth.conf;",
+            _ => "include documents.conf;",
         };
         writeln!(servers, "    server {{ listen 127.0.0.1:{port}{listen}; {extra} {more} }}").unwrap();
     }
@@ -429,10 +479,12 @@ http {{
     gzip_types application/json;
     gzip_min_length 0;
     map $status $retry_after {{ 429 1; default ""; }}
+{auth_maps}
     limit_req_zone $server_port zone=ratelimit:1m rate=20r/s;
 {servers}}}
 "#,
         echo = echo.display(),
+        auth_maps = auth_maps(),
     )
 }
 
@@ -472,6 +524,7 @@ fn write_documents(dir: &Path) {
     // middlebox that gave up), not a TLS close or a FIN.
     let close = "location = /close { reset_timedout_connection on; return 444; }";
     std::fs::write(dir.join("documents.conf"), format!("{chunked}\n{close}\n")).unwrap();
+    std::fs::write(dir.join("auth.conf"), AUTH_LOCATIONS).unwrap();
 }
 
 /// A JSON document of exactly `size` bytes, one item a line, with a trailing newline: items of

@@ -22,6 +22,7 @@ mod body;
 mod echo;
 mod encoding;
 mod json;
+mod oauth;
 mod random;
 mod redirect;
 mod reply;
@@ -45,6 +46,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 pub use encoding::{Coding, compress};
+pub use oauth::{CLIENT_ID as OAUTH_CLIENT_ID, CLIENT_SECRET as OAUTH_CLIENT_SECRET};
 use router::State;
 
 /// How the built-in server is set up.

@@ -9,10 +9,11 @@ use hyper::body::Incoming;
 
 use super::encoding::{self, Coding, Compressed};
 use super::json::{self, Documents};
+use super::oauth::OAuth;
 use super::reply::{self, Answer, Query, Refusal, Reply};
 use super::stats::ServerStats;
 use super::status::{self, Failures};
-use super::{echo, random, redirect, timing};
+use super::{echo, oauth, random, redirect, timing};
 
 /// What the endpoints share for the life of a server.
 pub(crate) struct State {
@@ -21,6 +22,7 @@ pub(crate) struct State {
     pub docs: Documents,
     pub failures: Failures,
     pub compressed: Compressed,
+    pub oauth: OAuth,
 }
 
 impl State {
@@ -31,6 +33,7 @@ impl State {
             docs: Documents::default(),
             failures: Failures::new(seed),
             compressed: Compressed::new(),
+            oauth: OAuth::new(seed),
         }
     }
 }
@@ -64,6 +67,12 @@ async fn route(state: &State, parts: &http::request::Parts, body: Incoming, host
 
     if first == "anything" {
         return echo::anything(parts, body).await;
+    }
+    if let ("oauth", Some(name)) = (first, rest) {
+        return oauth::endpoint(&state.oauth, name, parts, body).await;
+    }
+    if first == "protected" {
+        return protected(state, parts, body, host, rest.unwrap_or("")).await;
     }
     // Any method may be slow (as httpbin's): a POST in flight is what `--at-most-once` is about.
     if let ("delay", Some(ms)) = (first, rest) {
@@ -102,12 +111,41 @@ async fn route(state: &State, parts: &http::request::Parts, body: Incoming, host
     }
 }
 
+/// `ANY /protected/{endpoint}`: the endpoint, for a request with a valid bearer token.
+async fn protected(
+    state: &State,
+    parts: &http::request::Parts,
+    body: Incoming,
+    host: &str,
+    inner: &str,
+) -> Answer {
+    if let Some(refusal) = state.oauth.refuse(parts) {
+        return Ok(refusal);
+    }
+    let mut unwrapped = parts.clone();
+    let path = match parts.uri.query() {
+        Some(query) => format!("/{inner}?{query}"),
+        None => format!("/{inner}"),
+    };
+    let mut uri = parts.uri.clone().into_parts();
+    uri.path_and_query = Some(path.parse().map_err(|_| reply::bad_request("a bad path"))?);
+    unwrapped.uri = http::Uri::from_parts(uri).map_err(|_| reply::bad_request("a bad path"))?;
+    let answer = Box::pin(route(state, &unwrapped, body, host)).await;
+    state.oauth.release(parts, answer)
+}
+
 fn stats(state: &State, method: &Method, path: &str) -> Reply {
+    let document = |state: &State| {
+        let mut doc = state.stats.to_json();
+        doc["oauth"] = state.oauth.to_json();
+        doc
+    };
     match (path, method) {
-        ("/stats", &Method::GET | &Method::HEAD) => reply::json(StatusCode::OK, &state.stats.to_json()),
+        ("/stats", &Method::GET | &Method::HEAD) => reply::json(StatusCode::OK, &document(state)),
         ("/stats/reset", &Method::POST) => {
             state.stats.reset();
-            reply::json(StatusCode::OK, &state.stats.to_json())
+            state.oauth.reset();
+            reply::json(StatusCode::OK, &document(state))
         }
         _ => {
             let allowed = if path == "/stats" { "GET, HEAD" } else { "POST" };

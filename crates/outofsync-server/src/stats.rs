@@ -14,6 +14,8 @@ use serde_json::{Value, json};
 
 /// The most distinct paths or hosts tracked before new ones are folded into `"(other)"`.
 pub const MAX_KEYS: usize = 10_000;
+/// The most seconds counted one by one (`per_second`) since the last reset: an hour.
+pub const MAX_SECONDS: usize = 3600;
 const OTHER: &str = "(other)";
 
 /// In-flight counters of one group of requests (the whole server, or one `Host`).
@@ -55,6 +57,9 @@ pub struct ServerStats {
     all: Gauge,
     by_path: Mutex<HashMap<Box<str>, u64>>,
     by_host: Mutex<HashMap<Box<str>, Arc<Gauge>>>,
+    /// Requests begun in each whole second since the last reset (the start of the count and the
+    /// counts), so that a test can prove a rate limit held in every second, not just on average.
+    per_second: Mutex<(Instant, Vec<u64>)>,
 }
 
 /// Marks one request as in flight until dropped (it lives in the response body).
@@ -78,6 +83,7 @@ impl ServerStats {
             all: Gauge::default(),
             by_path: Mutex::new(HashMap::new()),
             by_host: Mutex::new(HashMap::new()),
+            per_second: Mutex::new((Instant::now(), Vec::new())),
         }
     }
 
@@ -102,6 +108,16 @@ impl ServerStats {
                 }
             }
         };
+        {
+            let mut per_second = self.per_second.lock().unwrap();
+            let second = per_second.0.elapsed().as_secs() as usize;
+            if second < MAX_SECONDS {
+                if per_second.1.len() <= second {
+                    per_second.1.resize(second + 1, 0);
+                }
+                per_second.1[second] += 1;
+            }
+        }
         self.all.enter();
         gauge.enter();
         InFlight { stats: self.clone(), host: gauge }
@@ -110,6 +126,7 @@ impl ServerStats {
     /// Starts a new measurement: counts to zero, maxima down to what is in flight right now.
     pub fn reset(&self) {
         *self.started.lock().unwrap() = Instant::now();
+        *self.per_second.lock().unwrap() = (Instant::now(), Vec::new());
         self.all.reset();
         self.by_path.lock().unwrap().clear();
         let mut hosts = self.by_host.lock().unwrap();
@@ -129,6 +146,7 @@ impl ServerStats {
         doc["since_ms"] = json!(since.as_millis() as u64);
         doc["by_path"] = Value::Object(by_path);
         doc["by_host"] = Value::Object(by_host);
+        doc["per_second"] = json!(self.per_second.lock().unwrap().1);
         doc
     }
 }

@@ -6,6 +6,7 @@
 //! # Layout
 //!
 //! - [`request`]: what goes in — [`RequestSpec`], invalid input, and the readers of files and stdin.
+//! - [`auth`]: credentials — bearer tokens, API keys, Basic, OAuth2 — and where they may go.
 //! - [`engine`]: [`Fetcher`], which turns inputs into records under limits, retries and timeouts.
 //! - [`record`]: [`Record`] and [`ErrorKind`], and the record's JSON line.
 //! - [`output`]: the writer of JSON lines and the resume journal; [`stats`]: counts and the summary.
@@ -23,11 +24,14 @@
 //! is the `outofsync` command, a thin crate over the three.
 #![deny(missing_docs, missing_debug_implementations)]
 
+pub mod auth;
 pub mod engine;
+pub mod metrics;
 pub mod output;
 pub mod pipeline;
 pub mod record;
 pub mod request;
+pub mod shard;
 pub mod stats;
 
 pub use engine::{BodyMode, BuildError, Config, Fetcher, FetcherBuilder, get_json};

@@ -18,12 +18,15 @@ use std::time::Instant;
 
 use futures_util::{FutureExt, StreamExt, future, stream};
 
+use crate::engine::machine::Walk;
 use crate::engine::{Fetcher, Order, RunOptions, Shutdown, is_idempotent};
+use crate::metrics::Metrics;
 use crate::output::{
     Destination, Done, Fsync, Journal, Manifest, OpenError, Resumed, SentLog, Sink, Start, WriteError,
 };
-use crate::record::{ErrorKind, Record, RecordError};
+use crate::record::{ErrorKind, RecordError};
 use crate::request::{Input, InvalidInput, LineDefaults, Reader, Source, reader};
+use crate::shard::Shard;
 use crate::stats::{Counters, Stats, Summary};
 
 /// What shows a run as it goes, such as the command line's progress bar. It only reads the
@@ -60,6 +63,11 @@ pub struct Job {
     /// then ends each noted input that has no record as an `io` failure instead of sending it
     /// again. Needs a file output.
     pub at_most_once: Option<Arc<SentLog>>,
+    /// `--shard K/N`: only the inputs whose index is `K` modulo `N`, under their own indexes. The
+    /// manifest records the shard, so a resume must name the same one.
+    pub shard: Option<Shard>,
+    /// Live counters for `--metrics`, bumped as inputs start and records come.
+    pub metrics: Option<Arc<Metrics>>,
 }
 
 impl Job {
@@ -75,6 +83,8 @@ impl Job {
             fsync: Fsync::Interval,
             ordered: None,
             at_most_once: None,
+            shard: None,
+            metrics: None,
         }
     }
 }
@@ -159,6 +169,10 @@ impl<'a> Run<'a> {
                     // A resume must keep the promise the first run made, and cannot make one it did not.
                     manifest.options.insert("--at-most-once".to_owned(), "on".to_owned());
                 }
+                if let Some(shard) = job.shard {
+                    // Another shard's resume would skip this one's inputs and fetch its own.
+                    manifest.options.insert("--shard".to_owned(), shard.to_string());
+                }
                 let (output, start) = (path.clone(), job.start);
                 // Reading a large output back takes a while: off the runtime's workers.
                 let journal = tokio::task::spawn_blocking(move || Journal::open(&output, start, &manifest))
@@ -218,8 +232,10 @@ impl<'a> Run<'a> {
         if job.count_total && fetcher.config().paginate.is_none() {
             let total = total.clone();
             let (sources, defaults, already) = (job.sources, job.defaults, done.len());
+            let shard = job.shard;
             tokio::task::spawn_blocking(move || {
                 if let Some(n) = reader::count_inputs(&sources, &defaults) {
+                    let n = shard.map_or(n, |shard| shard.share_of(n));
                     total.store(n.saturating_sub(already), std::sync::atomic::Ordering::Relaxed);
                 }
             });
@@ -236,14 +252,22 @@ impl<'a> Run<'a> {
         // once the run is stopped, is what was cancelled without a record.
         let (taken, mut ended) = (Arc::new(AtomicU64::new(0)), 0u64);
         let handed = taken.clone();
+        let shown = fetcher.clone();
+        let (shard, metrics, started_metrics) = (job.shard, job.metrics.clone(), job.metrics.clone());
         let todo = inputs
             .zip(stream::iter(0u64..))
+            // Every input is shown, other shards' too: credentials go to the input's first host.
+            .inspect(move |(input, _)| shown.note_input(input))
+            .filter(move |(_, i)| future::ready(shard.is_none_or(|shard| shard.takes(*i))))
             .filter_map(move |(input, i)| {
                 let todo = still_to_do(&done, i, input, max_pages);
                 future::ready(todo.map(|(i, input)| (i, unsent_if_noted(&noted, paginated, i, input))))
             })
             .inspect(move |_| {
                 handed.fetch_add(1, Ordering::Relaxed);
+                if let Some(metrics) = &started_metrics {
+                    metrics.started();
+                }
             });
         let order = match job.ordered {
             Some(window) => Order::Input { window },
@@ -275,11 +299,18 @@ impl<'a> Run<'a> {
                 }
             };
             stats.observe(&record);
-            if cut_by_max_pages(&record, max_pages) {
+            if Walk::cut_at(&record, max_pages) {
                 stats.walk_cut();
             }
-            ended += u64::from(ends_its_input(&record, max_pages));
+            let ends = Walk::ends_with(&record, max_pages);
+            ended += u64::from(ends);
             counters.count(&record);
+            if let Some(metrics) = &metrics {
+                metrics.observe(&record);
+                if ends {
+                    metrics.ended();
+                }
+            }
             if sink.push(record).await.is_err() {
                 break;
             }
@@ -307,24 +338,12 @@ impl<'a> Run<'a> {
     }
 }
 
-/// Whether `record` is the last page of a walk that `--max-pages` ended: it names a next page,
-/// and the walk stops before a page number the limit does not allow (see `Engine::walk`).
-fn cut_by_max_pages(record: &Record, max_pages: u32) -> bool {
-    record.ok && record.next.is_some() && record.page.is_some_and(|page| page.saturating_add(1) >= max_pages)
-}
-
-/// Whether `record` is the last its input makes: the only one, or the page its walk ends on (no
-/// next page, or the next one is beyond `--max-pages`; see `Engine::walk`).
-fn ends_its_input(record: &Record, max_pages: u32) -> bool {
-    match record.page {
-        None => true,
-        Some(page) => record.next.is_none() || page.saturating_add(1) >= max_pages,
-    }
-}
-
 /// What is left to do of input `i`: nothing if the output records it, the rest of its walk if a
 /// paginated walk was cut off (from the page after the last one recorded), else all of it.
-fn still_to_do(done: &Done, i: u64, input: Input, max_pages: u32) -> Option<(u64, Input)> {
+///
+/// Public for the fronts that feed inputs of their own to a resumed output (the Python module):
+/// they skip what a [`Journal`] records exactly as a run of `outofsync fetch` does.
+pub fn still_to_do(done: &Done, i: u64, input: Input, max_pages: u32) -> Option<(u64, Input)> {
     if done.contains(i) {
         return None;
     }

@@ -38,11 +38,14 @@ pub enum ErrorKind {
     Redirect,
     /// The connection failed mid-exchange (reset, closed early, other I/O errors).
     Io,
+    /// No credentials could be had for the request (the token endpoint failed, refused the
+    /// client, or the refreshed token could not be saved); the request was not sent without them.
+    Auth,
 }
 
 impl ErrorKind {
     /// Every kind, in the order of the summary.
-    pub const ALL: [ErrorKind; 10] = [
+    pub const ALL: [ErrorKind; 11] = [
         ErrorKind::InvalidRequest,
         ErrorKind::Dns,
         ErrorKind::Connect,
@@ -53,6 +56,7 @@ impl ErrorKind {
         ErrorKind::Decode,
         ErrorKind::Redirect,
         ErrorKind::Io,
+        ErrorKind::Auth,
     ];
 
     /// The name used in records and summaries (`invalid_request`, `dns`, …).
@@ -68,6 +72,7 @@ impl ErrorKind {
             ErrorKind::Decode => "decode",
             ErrorKind::Redirect => "redirect",
             ErrorKind::Io => "io",
+            ErrorKind::Auth => "auth",
         }
     }
 }

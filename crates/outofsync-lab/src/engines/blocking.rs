@@ -98,6 +98,12 @@ impl BlockingClient {
                     Event::Turn
                 }
                 Step::Send { budget } => self.exchange(request.hop(), budget),
+                // The lab's configurations carry no credentials, so this never comes; were it
+                // to, the request would end unsent rather than go out without them.
+                Step::Authorize { .. } => Event::AuthFailed(Failure::new(
+                    ErrorKind::Auth,
+                    "the lab's blocking client sends no credentials",
+                )),
                 Step::Wait { until, cool_down } => {
                     self.cool_down(request.hop(), cool_down);
                     std::thread::sleep(until.saturating_duration_since(Instant::now()));

@@ -226,6 +226,26 @@ impl FetcherBuilder {
         self
     }
 
+    /// What authenticates requests: fixed credentials, OAuth2 tokens, or a provider of one's own
+    /// (see [`auth`](crate::auth)). Default: none.
+    pub fn auth(mut self, provider: impl crate::auth::Auth + 'static) -> Self {
+        self.config.auth = Some(std::sync::Arc::new(provider));
+        self
+    }
+
+    /// Sends the credentials of [`FetcherBuilder::auth`] to `host` too (repeatable). Default: none
+    /// given, which means only to the host and port of the first request.
+    pub fn auth_host(mut self, host: crate::auth::AuthHost) -> Self {
+        self.config.auth_hosts.push(host);
+        self
+    }
+
+    /// Limits shared with other processes (see [`FleetLimits`](super::FleetLimits)). Default: none.
+    pub fn shared_limits(mut self, limits: super::SharedLimits) -> Self {
+        self.config.shared_limits = Some(limits);
+        self
+    }
+
     /// Checks the configuration and builds the fetcher (its connection pool is empty until the
     /// first request).
     ///
@@ -259,6 +279,9 @@ fn check(config: &Config) -> Result<(), BuildError> {
     }
     if config.max_pages == 0 {
         return invalid("--max-pages must be at least 1");
+    }
+    if config.auth.is_none() && !config.auth_hosts.is_empty() {
+        return invalid("--auth-host names where credentials go, and none are given");
     }
     let keeps_json = matches!(config.body, BodyMode::Auto | BodyMode::Json);
     if config.filter.is_some() && !keeps_json {

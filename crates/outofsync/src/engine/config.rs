@@ -98,6 +98,14 @@ pub struct Config {
     /// Called right before a request whose method is not idempotent is sent for the first time.
     /// Default: none. See [`SendHook`].
     pub before_unsafe_send: Option<SendHook>,
+    /// What authenticates requests (see [`auth`](crate::auth)). Default: none.
+    pub auth: Option<std::sync::Arc<dyn crate::auth::Auth>>,
+    /// The hosts [`Config::auth`] sends credentials to. Default: none given, which means the host
+    /// and port of the first request.
+    pub auth_hosts: Vec<crate::auth::AuthHost>,
+    /// Limits shared with other processes — per-host turns and cooldowns held for a whole
+    /// fleet of workers (see [`FleetLimits`](super::FleetLimits)). Default: none.
+    pub shared_limits: Option<super::shared::SharedLimits>,
 }
 
 /// What [`Config::before_unsafe_send`] calls, with the request's input index (`record.i`), right
@@ -153,6 +161,9 @@ impl Default for Config {
             keep_headers: KeepHeaders::None,
             proxies: Proxies::none(),
             before_unsafe_send: None,
+            auth: None,
+            auth_hosts: Vec::new(),
+            shared_limits: None,
         }
     }
 }

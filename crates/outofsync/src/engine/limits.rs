@@ -19,6 +19,7 @@ use url::{Position, Url};
 
 use super::config::{Config, Rate};
 use super::rate::Pacer;
+use super::shared::{FleetTurn, SharedLimits};
 
 /// Hosts tracked before idle ones are forgotten.
 const HOSTS_KEPT: usize = 4096;
@@ -30,6 +31,8 @@ pub(crate) struct Limits {
     per_host: Option<usize>,
     rate: Option<Rate>,
     hosts: Mutex<HashMap<String, Arc<Host>>>,
+    /// Limits shared with other processes (`Config::shared_limits`).
+    shared: Option<SharedLimits>,
 }
 
 /// The state of one origin (scheme, host, port).
@@ -37,12 +40,15 @@ pub(crate) struct Host {
     permits: Option<Arc<Semaphore>>,
     pace: Option<Pacer>,
     cooldown: Mutex<Option<Instant>>,
+    /// The fleet's limits and this origin's key in them.
+    shared: Option<(SharedLimits, Box<str>)>,
 }
 
 /// The right to send one attempt; dropping it gives the slot back.
 pub(crate) struct Turn {
     _global: OwnedSemaphorePermit,
     _host: Option<OwnedSemaphorePermit>,
+    _fleet: Option<FleetTurn>,
 }
 
 impl Limits {
@@ -53,6 +59,7 @@ impl Limits {
             per_host: config.per_host.map(|n| n.max(1)),
             rate: config.rate,
             hosts: Mutex::new(HashMap::default()),
+            shared: config.shared_limits.clone(),
         }
     }
 
@@ -81,6 +88,7 @@ impl Limits {
             permits: self.per_host.map(|n| Arc::new(Semaphore::new(n))),
             pace: self.rate.map(Pacer::new),
             cooldown: Mutex::new(None),
+            shared: self.shared.clone().map(|shared| (shared, key.into())),
         });
         hosts.insert(key.to_owned(), host.clone());
         host
@@ -98,6 +106,12 @@ impl Limits {
                 Some(permits) => Some(permits.clone().acquire_owned().await.expect("never closed")),
                 None => None,
             };
+            // The fleet's turn after this host's own limits and before the global ones: waiting
+            // for it holds nothing that requests to other hosts could use.
+            let fleet = match &host.shared {
+                Some((shared, origin)) => Some(shared.get().turn(origin).await),
+                None => None,
+            };
             let global_slot = match &self.global_pace {
                 Some(pace) => Some(pace.slot().await),
                 None => None,
@@ -111,7 +125,7 @@ impl Limits {
             for slot in [host_slot, global_slot].into_iter().flatten() {
                 slot.take();
             }
-            return Turn { _global: global, _host: host_permit };
+            return Turn { _global: global, _host: host_permit, _fleet: fleet };
         }
     }
 }
@@ -122,6 +136,9 @@ impl Host {
         let mut cooldown = self.cooldown.lock().unwrap();
         if cooldown.is_none_or(|t| t < until) {
             *cooldown = Some(until);
+            if let Some((shared, origin)) = &self.shared {
+                shared.get().cool_down(origin, until.saturating_duration_since(Instant::now()));
+            }
         }
     }
 

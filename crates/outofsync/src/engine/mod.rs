@@ -11,6 +11,7 @@
 //! inputs exist at once. [`Fetcher::fetch_indexed`] adds input order (a bounded reorder window)
 //! and a [`Shutdown`] handle; the `drive` module holds both loops.
 
+mod authorize;
 mod builder;
 mod config;
 mod connector;
@@ -29,6 +30,7 @@ mod rate;
 mod redirect;
 mod retry;
 mod run;
+mod shared;
 mod shutdown;
 mod tls;
 mod trace;
@@ -51,6 +53,7 @@ pub use paginate::Paginate;
 pub use payload::classify as classify_body;
 pub use proxy::ProxyError;
 pub use retry::{RETRYABLE_STATUSES, is_idempotent};
+pub use shared::{FleetLimits, FleetTurn, SharedLimits};
 pub use shutdown::Shutdown;
 
 use crate::record::Record;
@@ -114,8 +117,15 @@ impl Fetcher {
     }
 
     /// Fetches one request; its record has `i = 0`.
-    pub async fn fetch(&self, spec: RequestSpec) -> Record {
-        self.engine.execute(0, spec.into()).await.record
+    ///
+    /// Takes anything that is an [`Input`]: a [`RequestSpec`], or a URL, whose record is an
+    /// `invalid_request` failure when it does not parse (as in [`Fetcher::fetch_all`]).
+    pub async fn fetch(&self, input: impl Into<Input>) -> Record {
+        let input = input.into();
+        if let Some(auth) = &self.engine.auth {
+            auth.learn(&input);
+        }
+        self.engine.execute(0, input).await.record
     }
 
     /// Fetches every input of `inputs`, at most `concurrency` at a time, and yields one record per
@@ -178,6 +188,16 @@ impl Fetcher {
         I: Into<Input> + Send + 'static,
     {
         let engine = self.engine.clone();
+        // The credentials' host, when none is given, is the first request's: learnt here, where
+        // inputs are read one by one in order, before any runs.
+        let learner = engine.clone();
+        let inputs = inputs.map(move |(i, input)| {
+            let input: Input = input.into();
+            if let Some(auth) = &learner.auth {
+                auth.learn(&input);
+            }
+            (i, input)
+        });
         match options.order {
             Order::Completion => {
                 let slots = self.admission_slots();
@@ -186,6 +206,15 @@ impl Fetcher {
             Order::Input { window } => {
                 drive::in_order(engine, inputs, window, options.shutdown).right_stream()
             }
+        }
+    }
+
+    /// Shows the fetcher an input it may not fetch. Credentials with no host named go to the
+    /// first request's host; a caller that leaves inputs out before fetching them (a resume)
+    /// shows it each input first, so that the first is the input's, not the first one left.
+    pub fn note_input(&self, input: &Input) {
+        if let Some(auth) = &self.engine.auth {
+            auth.learn(input);
         }
     }
 

@@ -76,13 +76,15 @@ pub(crate) fn next_hop(
 }
 
 /// Drops credentials when the new hop goes to another origin; once dropped they stay dropped.
-pub(crate) fn strip_if_cross_origin(previous: &Url, hop: &mut Hop) {
+/// Whether it does (the request's [`Auth`](crate::auth) credentials then stop too).
+pub(crate) fn strip_if_cross_origin(previous: &Url, hop: &mut Hop) -> bool {
     let same = previous.scheme() == hop.url.scheme()
         && previous.host_str() == hop.url.host_str()
         && previous.port_or_known_default() == hop.url.port_or_known_default();
     if !same {
         remove(&mut hop.headers, [AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION, HOST]);
     }
+    !same
 }
 
 /// Removes `names` from headers that may be shared with other requests, copying them only when

@@ -8,12 +8,14 @@ use http::HeaderMap;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use super::authorize::{Authorizer, Via};
 use super::config::Config;
 use super::exchange::{Exchange, Wire};
+use super::failure::Failure;
 use super::limits::{Host, Limits, Turn};
 use super::machine::{Event, Finished, NextPage, Request, Step, Walk};
 use super::transport::Transport;
-use crate::record::Record;
+use crate::record::{ErrorKind, Record};
 use crate::request::{Input, RequestSpec};
 
 /// Everything a request needs, shared by all requests of one fetcher.
@@ -26,6 +28,8 @@ pub(crate) struct Engine<T = Transport> {
     pub limits: Limits,
     /// `config.headers`, shared by every request that sets none of its own.
     default_headers: Arc<HeaderMap>,
+    /// `config.auth`, and the hosts it is for.
+    pub auth: Option<Authorizer>,
 }
 
 impl<T> Engine<T> {
@@ -38,7 +42,8 @@ impl<T> Engine<T> {
     /// An engine whose requests share `default_headers` (which holds `config.headers`).
     pub fn with_defaults(config: Config, transport: T, default_headers: Arc<HeaderMap>) -> Self {
         let limits = Limits::new(&config);
-        Self { config, transport, limits, default_headers }
+        let auth = Authorizer::new(&config);
+        Self { config, transport, limits, default_headers, auth }
     }
 }
 
@@ -114,10 +119,12 @@ impl<T: Exchange> Engine<T> {
                         None => Event::NoTurn,
                     }
                 }
+                Step::Authorize { until, refresh } => self.authorize(&request, until.into(), refresh).await,
                 Step::Send { budget } => {
                     let mut wire = Wire::default();
-                    let sent =
-                        tokio::time::timeout(budget, self.transport.exchange(request.hop(), &mut wire)).await;
+                    let hop = request.outgoing();
+                    let sent = tokio::time::timeout(budget, self.transport.exchange(&hop, &mut wire)).await;
+                    drop(hop);
                     turn = None;
                     match sent {
                         Ok(outcome) => Event::Exchanged(outcome, wire),
@@ -139,6 +146,27 @@ impl<T: Exchange> Engine<T> {
                     return request.finish(now.into_std());
                 }
             };
+        }
+    }
+}
+
+impl<T: Exchange> Engine<T> {
+    /// The credentials of `request`'s hop, by `until` (the request's deadline), holding its turn.
+    async fn authorize(&self, request: &Request<'_>, until: Instant, refresh: bool) -> Event {
+        let Some(auth) = &self.auth else { return Event::Authorized(None) };
+        let via = Via { transport: &self.transport, config: &self.config };
+        let refused = if refresh { request.credentials() } else { None };
+        let credentials = auth.credentials(&request.hop().url, refused, &via);
+        match tokio::time::timeout_at(until, credentials).await {
+            Ok(Ok(credentials)) => Event::Authorized(credentials),
+            Ok(Err(e)) => Event::AuthFailed(Failure::new(ErrorKind::Auth, e.to_string())),
+            Err(_) => Event::AuthFailed(Failure::new(
+                ErrorKind::Timeout,
+                format!(
+                    "the --deadline of {:?} for this request passed while it waited for credentials",
+                    self.config.deadline
+                ),
+            )),
         }
     }
 }

@@ -80,12 +80,12 @@ impl Shutdown {
     }
 
     /// Resolves once the input is stopped.
-    pub(crate) async fn input_stopped(&self) {
+    pub async fn input_stopped(&self) {
         self.stop.cancelled().await;
     }
 
     /// Resolves once in-flight requests are cancelled.
-    pub(crate) async fn cancelled(&self) {
+    pub async fn cancelled(&self) {
         self.cancel.cancelled().await;
     }
 }

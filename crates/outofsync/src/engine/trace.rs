@@ -11,7 +11,8 @@ use super::exchange::{Exchanged, Hop, Wire};
 use super::failure::Failure;
 use crate::record::version_name;
 
-/// Headers whose values are secrets: never shown.
+/// Headers whose values are secrets: never shown (nor is any value marked sensitive, as every
+/// credential of an [`Auth`](crate::auth::Auth) provider is: a custom API-key header too).
 const SECRETS: [http::HeaderName; 4] = [AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION, SET_COOKIE];
 
 /// Notes one attempt (or hop) of `hop` that ended as `outcome` after `elapsed`, and what follows
@@ -64,7 +65,7 @@ pub(crate) fn attempt(
 fn listed(headers: &HeaderMap) -> String {
     let mut out = String::new();
     for (name, value) in headers {
-        let value = if SECRETS.contains(name) {
+        let value = if SECRETS.contains(name) || value.is_sensitive() {
             "(masked)".into()
         } else {
             String::from_utf8_lossy(value.as_bytes())
@@ -84,8 +85,12 @@ mod tests {
         headers.insert(AUTHORIZATION, "Bearer hunter2".parse().unwrap());
         headers.insert(COOKIE, "session=s3cret".parse().unwrap());
         headers.insert("x-trace", "1".parse().unwrap());
+        let mut key = http::HeaderValue::from_static("k3y");
+        key.set_sensitive(true);
+        headers.insert("x-api-key", key);
         let text = listed(&headers);
-        assert!(!text.contains("hunter2") && !text.contains("s3cret"), "{text}");
+        assert!(!text.contains("hunter2") && !text.contains("s3cret") && !text.contains("k3y"), "{text}");
+        assert!(text.contains("x-api-key: (masked)"), "{text}");
         assert!(text.contains("authorization: (masked)") && text.contains("x-trace: 1"), "{text}");
     }
 }

@@ -2,17 +2,19 @@
 //! it, so that resuming with another input or with options that change records is refused.
 //!
 //! A resume trusts that input `i` is the same request as in the first run. The manifest checks
-//! what can be checked cheaply: for a file, its size, a SHA-256 of its content, and its
+//! what can be checked cheaply: for a file, its size, a hash of its content, and its
 //! modification time; for a URL argument, the URL. Stdin cannot be checked at all, so resuming it
 //! needs the user's word (`--assume-same-input`), and so does any input that fails a check.
 //!
 //! The content decides, not the time: a file that was touched, copied or checked out again with
 //! the same bytes is the same input, and one that only grew by lines added at the end still holds
-//! the first run's requests under the same indexes. Files up to [`WHOLE`] are hashed whole (a
-//! fraction of a second); a larger one by its first and last 64 KiB only, which cannot see a
-//! change in the middle, so for those an unchanged time is still required.
+//! the first run's requests under the same indexes. Files up to [`WHOLE`] are hashed whole; a
+//! larger one by its first and last 64 KiB only, which cannot see a change in the middle, so for
+//! those an unchanged time is still required. The input's hash is XXH3-128, which runs at memory
+//! speed: it tells a changed input from the same one, and no one gains by forging a collision with
+//! their own input, so a cryptographic hash would only cost CPU before the first request.
 //!
-//! Secrets stay out of the file: headers and bodies are kept as digests.
+//! Secrets stay out of the file: headers and bodies are kept as SHA-256 digests.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -23,6 +25,7 @@ use std::time::UNIX_EPOCH;
 
 use ring::digest::{Context, SHA256};
 use serde::{Deserialize, Serialize};
+use xxhash_rust::xxh3::Xxh3;
 
 use crate::engine::Config;
 use crate::request::{LineDefaults, Source};
@@ -31,8 +34,8 @@ use crate::request::{LineDefaults, Source};
 const VERSION: u32 = 1;
 /// Bytes sampled at each end of an input file.
 const SAMPLE: u64 = 64 * 1024;
-/// The largest input file hashed whole: at about 2 GB/s of SHA-256, 0.15 s before the first request.
-const WHOLE: u64 = 256 << 20;
+/// The largest input file hashed whole: reading it costs more than hashing it.
+const WHOLE: u64 = 1 << 30;
 
 /// Which input and which options wrote an output.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,12 +60,14 @@ pub enum InputIdentity {
         size: u64,
         /// Its modification time, in nanoseconds since the Unix epoch.
         modified_ns: u64,
-        /// SHA-256 of its first and last 64 KiB, hex.
-        sample_sha256: String,
-        /// SHA-256 of all of it, hex, when it is at most 256 MiB (absent in manifests
+        /// XXH3-128 of its first and last 64 KiB, hex (a manifest of an earlier version, which
+        /// kept SHA-256, has none: the input then counts as changed).
+        #[serde(default)]
+        sample_xxh3: String,
+        /// XXH3-128 of all of it, hex, when it is at most 1 GiB (absent in manifests
         /// written before it was kept).
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        content_sha256: Option<String>,
+        content_xxh3: Option<String>,
     },
     /// A URL (or glob) given as an argument.
     Url {
@@ -71,6 +76,9 @@ pub enum InputIdentity {
     },
     /// Standard input: nothing to compare.
     Stdin,
+    /// Inputs a program handed to the library one by one (the Python module's
+    /// `stream(inputs, output=…)`): nothing to compare either, so a resume takes the caller's word.
+    Program,
 }
 
 impl InputIdentity {
@@ -90,14 +98,14 @@ impl InputIdentity {
                     .ok()
                     .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
                     .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
-                let content_sha256 =
-                    if meta.len() <= WHOLE { Some(prefix_sha256(&mut file, meta.len())?) } else { None };
+                let content_xxh3 =
+                    if meta.len() <= WHOLE { Some(prefix_xxh3(&mut file, meta.len())?) } else { None };
                 InputIdentity::File {
                     path: path.clone(),
                     size: meta.len(),
                     modified_ns,
-                    sample_sha256: sample(&mut file, meta.len())?,
-                    content_sha256,
+                    sample_xxh3: sample(&mut file, meta.len())?,
+                    content_xxh3,
                 }
             }
         })
@@ -108,6 +116,7 @@ impl InputIdentity {
             InputIdentity::File { path, .. } => path.display().to_string(),
             InputIdentity::Url { url } => url.clone(),
             InputIdentity::Stdin => "stdin".into(),
+            InputIdentity::Program => "the inputs a program handed over".into(),
         }
     }
 
@@ -117,18 +126,22 @@ impl InputIdentity {
             (InputIdentity::Stdin, InputIdentity::Stdin) => {
                 Some("the input is stdin, which cannot be compared with the first run's".into())
             }
+            (InputIdentity::Program, InputIdentity::Program) => Some(
+                "the inputs were handed over by a program, which cannot be compared with the first run's"
+                    .into(),
+            ),
             (
-                InputIdentity::File { path, size, modified_ns, sample_sha256, content_sha256 },
+                InputIdentity::File { path, size, modified_ns, sample_xxh3, content_xxh3 },
                 InputIdentity::File {
                     size: size_then,
                     modified_ns: modified_then,
-                    sample_sha256: sample_then,
-                    content_sha256: content_then,
+                    sample_xxh3: sample_then,
+                    content_xxh3: content_then,
                     ..
                 },
             ) => {
-                let what = if size == size_then && sample_sha256 == sample_then {
-                    match (content_sha256, content_then) {
+                let what = if size == size_then && sample_xxh3 == sample_then {
+                    match (content_xxh3, content_then) {
                         // The same bytes: touched, copied or checked out again, it is the same input.
                         (Some(now), Some(then)) if now == then => return None,
                         (Some(_), Some(_)) => "its content differs".to_owned(),
@@ -173,7 +186,7 @@ impl InputIdentity {
 /// input keeps its index.
 fn only_appended(path: &Path, size_then: u64, content_then: &str) -> io::Result<bool> {
     let mut file = File::open(path)?;
-    if prefix_sha256(&mut file, size_then)? != content_then {
+    if prefix_xxh3(&mut file, size_then)? != content_then {
         return Ok(false);
     }
     if size_then == 0 {
@@ -186,10 +199,10 @@ fn only_appended(path: &Path, size_then: u64, content_then: &str) -> io::Result<
     Ok(seam.starts_with(b"\n") || seam[1..].starts_with(b"\n") || seam[1..].starts_with(b"\r\n"))
 }
 
-/// SHA-256 of the first `len` bytes of `file`, read from its start, hex.
-fn prefix_sha256(file: &mut File, len: u64) -> io::Result<String> {
+/// XXH3-128 of the first `len` bytes of `file`, read from its start, hex.
+fn prefix_xxh3(file: &mut File, len: u64) -> io::Result<String> {
     file.seek(SeekFrom::Start(0))?;
-    let mut hash = Context::new(&SHA256);
+    let mut hash = Xxh3::new();
     let mut buf = vec![0; 256 * 1024];
     let mut left = len;
     while left > 0 {
@@ -204,13 +217,13 @@ fn prefix_sha256(file: &mut File, len: u64) -> io::Result<String> {
         hash.update(&buf[..n]);
         left -= n as u64;
     }
-    Ok(hex(hash.finish().as_ref()))
+    Ok(hex(&hash.digest128().to_be_bytes()))
 }
 
-/// SHA-256 of the first and last [`SAMPLE`] bytes (the whole file when it is smaller).
+/// XXH3-128 of the first and last [`SAMPLE`] bytes (the whole file when it is smaller).
 fn sample(file: &mut File, size: u64) -> io::Result<String> {
     file.seek(SeekFrom::Start(0))?;
-    let mut hash = Context::new(&SHA256);
+    let mut hash = Xxh3::new();
     let mut buf = Vec::with_capacity(SAMPLE as usize);
     Read::by_ref(file).take(SAMPLE).read_to_end(&mut buf)?;
     hash.update(&buf);
@@ -220,7 +233,7 @@ fn sample(file: &mut File, size: u64) -> io::Result<String> {
         Read::by_ref(file).take(SAMPLE).read_to_end(&mut buf)?;
         hash.update(&buf);
     }
-    Ok(hex(hash.finish().as_ref()))
+    Ok(hex(&hash.digest128().to_be_bytes()))
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -295,6 +308,16 @@ impl Manifest {
     pub fn new(sources: &[Source], config: &Config, defaults: &LineDefaults) -> io::Result<Self> {
         let inputs = sources.iter().map(InputIdentity::of).collect::<io::Result<_>>()?;
         Ok(Manifest { version: VERSION, inputs, options: options(config, defaults) })
+    }
+
+    /// The manifest of a run whose inputs a program hands over one by one rather than reads from
+    /// sources (the Python module): one [`InputIdentity::Program`], and the options of `config`.
+    pub fn for_program(config: &Config) -> Self {
+        Manifest {
+            version: VERSION,
+            inputs: vec![InputIdentity::Program],
+            options: options(config, &LineDefaults::default()),
+        }
     }
 
     /// Where the manifest of `output` lives.
@@ -425,7 +448,18 @@ fn options(config: &Config, defaults: &LineDefaults) -> BTreeMap<String, String>
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
+    .chain(credentials(config))
     .collect()
+}
+
+/// Who the credentials say the client is (a user, a client id, a token endpoint), as a digest:
+/// a resume as someone else is refused, one with a rotated token or a changed password is not.
+/// Left out without credentials, so that manifests written before they existed still match.
+fn credentials(config: &Config) -> Option<(String, String)> {
+    let auth = config.auth.as_ref()?;
+    let hosts: Vec<String> = config.auth_hosts.iter().map(ToString::to_string).collect();
+    let identity = digest(&[auth.describe().as_bytes(), hosts.join(",").as_bytes()]);
+    Some(("the credentials (-u, --bearer-env, --oauth2-…, --auth-host)".to_owned(), identity))
 }
 
 /// Makes a rename durable: the directory entry is on disk only once the directory is synced.
@@ -503,11 +537,25 @@ mod tests {
         // A manifest of before whole digests: the time still decides.
         std::fs::write(&input, "a\nb\n").unwrap();
         let mut old = manifest(&input);
-        let InputIdentity::File { content_sha256, .. } = &mut old.inputs[0] else { unreachable!() };
-        *content_sha256 = None;
+        let InputIdentity::File { content_xxh3, .. } = &mut old.inputs[0] else { unreachable!() };
+        *content_xxh3 = None;
         manifest(&input).check(&old, false).expect("untouched");
         touch(&input, 2_000_000);
         assert!(refused("a\nb\n", &old).contains("has no digest of all of it"));
+    }
+
+    #[test]
+    fn a_programs_inputs_need_the_callers_word_and_its_options_still_count() {
+        let then = Manifest::for_program(&Config::default());
+        let err = Manifest::for_program(&Config::default()).check(&then, false).unwrap_err().to_string();
+        assert!(err.contains("handed over by a program"), "{err}");
+        Manifest::for_program(&Config::default()).check(&then, true).unwrap();
+        let other = Manifest::for_program(&Config { max_body: 10, ..Config::default() });
+        let err = other.check(&then, true).unwrap_err().to_string();
+        assert!(err.contains("--max-body is 10"), "{err}");
+        let stdin = Manifest::new(&[Source::Stdin], &Config::default(), &LineDefaults::default()).unwrap();
+        let err = then.check(&stdin, false).unwrap_err().to_string();
+        assert!(err.contains("was stdin"), "{err}");
     }
 
     #[test]

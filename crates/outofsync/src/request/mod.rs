@@ -16,7 +16,7 @@ use http::{HeaderMap, Method};
 use serde_json::value::RawValue;
 use url::Url;
 
-pub use line::{LineDefaults, RowFormat, Rows, parse_line};
+pub use line::{LineDefaults, Parsed, RowFormat, Rows, parse_line};
 pub use reader::{Reader, Source};
 pub use template::RowTemplates;
 

@@ -15,13 +15,19 @@
 //! loop {
 //!     match request.step(event, now()) {
 //!         Step::Turn { until }          => event = wait for a turn to request.hop()'s origin (Turn, or NoTurn at `until`),
-//!         Step::Send { budget }         => event = exchange request.hop() within `budget` (Exchanged, or TimedOut),
+//!         Step::Authorize { until, refresh } => event = credentials for request.hop() (Authorized, or AuthFailed),
+//!         Step::Send { budget }         => event = exchange request.outgoing() within `budget` (Exchanged, or TimedOut),
 //!         Step::Wait { until, cool_down } => { hold the origin until `cool_down`; sleep until `until`; event = Waited }
 //!         Step::Done { cool_down }      => { hold the origin until `cool_down`; return request.finish() }
 //!     }
 //! }
 //! ```
+//!
+//! `Step::Authorize` comes only with [`Config::auth`] set: the driver asks the provider for the
+//! credentials of the hop (or for new ones, when `refresh`: a `401` refused those of
+//! [`Request::credentials`]) — the provider's I/O, which the machine knows nothing of.
 
+mod auth;
 mod walk;
 
 use std::sync::Arc;
@@ -34,11 +40,13 @@ use super::config::{BodyMode, Config, KeepHeaders};
 use super::payload;
 use super::redirect;
 use super::retry::{self, RetryCause};
+use crate::auth::Credentials;
 use crate::record::{Attempt, ErrorKind, Payload, Record, RecordError};
 use crate::request::{Input, RequestSpec};
 
 pub use super::exchange::{Exchanged, Hop, Resent, Response, Wire, is_redirect};
 pub use super::failure::Failure;
+use auth::AuthState;
 pub use walk::{NextPage, Walk};
 
 /// What happened, as told to [`Request::step`].
@@ -56,6 +64,12 @@ pub enum Event {
     TimedOut(Wire),
     /// The wait asked for by [`Step::Wait`] is over.
     Waited,
+    /// The credentials asked for by [`Step::Authorize`]: those to send the hop with, or `None`
+    /// when the hop goes to a host they are not for.
+    Authorized(Option<Credentials>),
+    /// No credentials could be had for [`Step::Authorize`]: the request ends with this failure,
+    /// unsent.
+    AuthFailed(Failure),
 }
 
 /// What to do next, as [`Request::step`] says.
@@ -82,6 +96,16 @@ pub enum Step {
         /// is busy.
         cool_down: Option<Instant>,
     },
+    /// Get the credentials to send [`Request::hop`] with, holding the turn, by `until` at most;
+    /// then [`Event::Authorized`] or [`Event::AuthFailed`]. With `refresh`, a server refused the
+    /// request's [`Request::credentials`] (a `401`): new ones are needed, and the request is sent
+    /// again once with them — a send, but not a retry.
+    Authorize {
+        /// The request's deadline.
+        until: Instant,
+        /// Replace the refused credentials.
+        refresh: bool,
+    },
     /// The request has ended: take its record with [`Request::finish`].
     Done {
         /// As for [`Step::Wait`]: the origin's cooldown, though this request will not retry.
@@ -105,6 +129,8 @@ enum Phase {
     New,
     /// Waiting for a turn.
     Queued,
+    /// Holding its turn, waiting for credentials.
+    Authorizing,
     /// Its hop is on the wire.
     Sending { budget: Duration },
     /// Waiting to retry.
@@ -132,9 +158,11 @@ pub struct Request<'c> {
     clock: Option<(Instant, Instant)>,
     /// When the current attempt began; `None` between attempts (a redirect continues one).
     attempt_start: Option<Instant>,
-    /// Sends again at once after a stale keep-alive connection: counted in `attempts`, but not
-    /// retries, so they do not use up the retries.
+    /// Sends again at once after a stale keep-alive connection, or with refreshed credentials
+    /// after a `401`: counted in `attempts`, but not retries, so they do not use up the retries.
     resends: u32,
+    /// What authenticates the request; see [`Auth`](crate::auth).
+    auth: AuthState,
     phase: Phase,
 }
 
@@ -195,6 +223,7 @@ impl<'c> Request<'c> {
             clock: None,
             attempt_start: None,
             resends: 0,
+            auth: AuthState::default(),
             phase: Phase::New,
         })
     }
@@ -217,8 +246,16 @@ impl<'c> Request<'c> {
         let phase = std::mem::replace(&mut self.phase, Phase::New);
         match (phase, event) {
             (Phase::New, Event::Start) | (Phase::Waiting, Event::Waited) => self.queue(),
-            (Phase::Queued, Event::Turn) => self.send(now),
+            (Phase::Queued, Event::Turn) => self.turn(now),
             (Phase::Queued, Event::NoTurn) => self.end(Err(self.deadline_passed()), None, None),
+            (Phase::Authorizing, Event::Authorized(credentials)) => {
+                self.auth.sending = credentials.is_some();
+                if credentials.is_some() {
+                    (self.auth.credentials, self.auth.refused) = (credentials, false);
+                }
+                self.send(now)
+            }
+            (Phase::Authorizing, Event::AuthFailed(failure)) => self.end(Err(failure), None, None),
             (Phase::Sending { budget }, Event::TimedOut(wire)) => {
                 let outcome = Err(self.attempt_timeout(budget));
                 self.ended(outcome, wire, now)
@@ -234,7 +271,19 @@ impl<'c> Request<'c> {
         Step::Turn { until: self.clock.map(|(_, deadline)| deadline) }
     }
 
-    /// The turn has come: sends the hop, unless the unsafe-send hook refuses.
+    /// The turn has come: the deadline starts with the first, and the hop is authorized (when
+    /// credentials may go with it) or sent.
+    fn turn(&mut self, now: Instant) -> Step {
+        let (_, deadline) = *self.clock.get_or_insert((now, now + self.config.deadline));
+        if self.config.auth.is_some() && !self.auth.dropped {
+            self.phase = Phase::Authorizing;
+            return Step::Authorize { until: deadline, refresh: self.auth.refused };
+        }
+        self.auth.sending = false;
+        self.send(now)
+    }
+
+    /// Sends the hop, unless the unsafe-send hook refuses.
     fn send(&mut self, now: Instant) -> Step {
         let (_, deadline) = *self.clock.get_or_insert((now, now + self.config.deadline));
         if self.record.attempts == 0
@@ -257,20 +306,24 @@ impl<'c> Request<'c> {
     fn ended(&mut self, outcome: Result<Exchanged, Failure>, wire: Wire, now: Instant) -> Step {
         let started = self.attempt_start;
         let hop =
-            tracing::enabled!(target: "outofsync::wire", tracing::Level::INFO).then(|| self.hop.clone());
+            tracing::enabled!(target: "outofsync::wire", tracing::Level::INFO).then(|| self.traced_hop());
         let trace = hop.map(|hop| {
             (hop, outcome.as_ref().map_err(Clone::clone).map(clone_head), wire.version, wire.reused)
         });
         let resent = wire.resent.as_ref().map(|r| r.failure.message.clone());
         self.note_wire(wire);
+        let replays = self.auth.replayed;
         let step = self.after(outcome, now);
         if let Some((hop, outcome, version, reused)) = trace {
             let then = match step {
+                Step::Turn { .. } if self.auth.replayed && !replays => {
+                    "the credentials were refused: sending again with new ones".to_owned()
+                }
                 Step::Turn { .. } => "following the redirect".to_owned(),
                 Step::Wait { until, .. } => {
                     format!("retry in {:.0} ms", until.saturating_duration_since(now).as_secs_f64() * 1000.0)
                 }
-                Step::Send { .. } | Step::Done { .. } => "done".to_owned(),
+                Step::Send { .. } | Step::Authorize { .. } | Step::Done { .. } => "done".to_owned(),
             };
             let resent = resent.map(|message| super::exchange::Resent {
                 failure: Failure::new(ErrorKind::Io, message),
@@ -313,7 +366,9 @@ impl<'c> Request<'c> {
                     &mut self.visited,
                 ) {
                     Ok(mut next) => {
-                        redirect::strip_if_cross_origin(&self.hop.url, &mut next);
+                        if redirect::strip_if_cross_origin(&self.hop.url, &mut next) {
+                            (self.auth.dropped, self.auth.sending) = (true, false);
+                        }
                         self.hop = next;
                         self.record.redirects += 1;
                         self.queue()
@@ -324,6 +379,7 @@ impl<'c> Request<'c> {
             Ok(Exchanged::Response(response)) if self.config.ok_status.contains(response.status.as_u16()) => {
                 return self.end(outcome, None, None);
             }
+            Ok(Exchanged::Response(response)) if self.replays(response.status) => return self.replay(now),
             Ok(Exchanged::Response(response)) => RetryCause::Status {
                 status: response.status.as_u16(),
                 retry_after: retry::retry_after(&response.headers),
@@ -335,7 +391,14 @@ impl<'c> Request<'c> {
         let decision =
             self.config.retry.decide(&self.hop.method, self.record.attempts - self.resends, failed, left);
         let cool_down = decision.cool_down.map(|wait| now + wait);
-        let Some(wait) = decision.retry else { return self.end(outcome, decision.note, cool_down) };
+        let Some(wait) = decision.retry else {
+            let refused_again =
+                self.auth.replayed && matches!(failed, RetryCause::Status { status: 401, .. });
+            let note = decision.note.or_else(|| {
+                refused_again.then(|| "the server refused the refreshed credentials too".to_owned())
+            });
+            return self.end(outcome, note, cool_down);
+        };
         let (status, error) = match failed {
             RetryCause::Status { status, .. } => (Some(status), None),
             RetryCause::Error(kind) => (None, Some(kind)),
@@ -375,6 +438,7 @@ impl<'c> Request<'c> {
             }
             _ => record.url = Some(self.hop.url.into()),
         }
+        self.auth.mask(&mut record);
         record.elapsed_ms = self.clock.map_or(0.0, |(start, _)| ms(now.saturating_duration_since(start)));
         Finished { record, next }
     }
@@ -522,5 +586,7 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
+#[cfg(test)]
+mod auth_tests;
 #[cfg(test)]
 mod tests;

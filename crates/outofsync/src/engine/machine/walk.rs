@@ -32,7 +32,26 @@ pub enum NextPage {
     End,
 }
 
+/// Whether `page` is the last a walk of at most `max_pages` pages fetches.
+fn last_allowed(page: u32, max_pages: u32) -> bool {
+    page.saturating_add(1) >= max_pages
+}
+
 impl Walk {
+    /// Whether `record` is the last its input makes: the only one, or the page its walk ends on
+    /// (no next page, or the next one beyond `max_pages`).
+    pub fn ends_with(record: &Record, max_pages: u32) -> bool {
+        match record.page {
+            None => true,
+            Some(page) => record.next.is_none() || last_allowed(page, max_pages),
+        }
+    }
+
+    /// Whether `max_pages` ended `record`'s walk with a next page still to fetch.
+    pub fn cut_at(record: &Record, max_pages: u32) -> bool {
+        record.ok && record.next.is_some() && record.page.is_some_and(|page| last_allowed(page, max_pages))
+    }
+
     /// A walk that begins at `spec`, as page `page`, and fetches at most `max_pages` pages in
     /// all; and the input of its first page.
     pub fn start(spec: RequestSpec, page: u32, max_pages: u32) -> (Walk, Input) {
@@ -49,10 +68,10 @@ impl Walk {
     /// What follows the page just fetched (input `i`), whose request found `next`.
     pub fn after(&mut self, i: u64, next: Option<Url>) -> NextPage {
         let Some(next) = next else { return NextPage::End };
-        self.page += 1;
-        if self.page >= self.max_pages {
+        if last_allowed(self.page, self.max_pages) {
             return NextPage::End;
         }
+        self.page += 1;
         if !self.fetched.insert(next.clone()) {
             let mut record = Record {
                 i,
