@@ -39,6 +39,7 @@ pub(crate) fn flat(text: &str) -> bool {
 
 /// The structural scan's verdict alone, when it can give one: the document is an object or an
 /// array, no deeper than 64, and the machine has AVX2.
+#[cfg(test)]
 pub(crate) fn scanned(text: &str) -> Option<bool> {
     let b = text.as_bytes();
     if matches!(b.get(whitespace(b, 0)), Some(b'{' | b'[')) && scan::available() {
