@@ -92,6 +92,9 @@ class ErrorKind(enum.StrEnum):
     """A redirect could not be followed."""
     IO = "io"
     """The connection failed mid-exchange."""
+    AUTH = "auth"
+    """No credentials could be had for the request (the token endpoint failed or refused the
+    client); the request was not sent without them."""
 
 
 if [kind.value for kind in ErrorKind] != list(_native.ERROR_KINDS):  # pragma: no cover
