@@ -90,7 +90,7 @@ pub enum Parsed {
     Skip,
     /// One request.
     One(Box<RequestSpec>),
-    /// Several requests from a glob; see [`Parsed::expand`].
+    /// Several requests from a glob; expanded into its requests by `expand` (below).
     Glob(Glob),
     /// A line that could not become a request.
     Invalid(InvalidInput),
