@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # outofsync side by side with its peers, on one neutral nginx on 127.0.0.1.
 #
-# Usage: bench/peers.sh [--quick] [--rounds N]
+# Usage: bench/peers.sh [--quick] [--rounds N] [--only SCENARIO,...]
 #
 #   --quick      small counts and one round, for iterating; writes bench/results/ only
 #   --rounds N   rounds of alternating runs (default 3; every figure is the median)
+#   --only LIST  only these scenarios (comma-separated names from the list below); writes
+#                bench/results/ only
 #
 # Installs what is missing (Debian: nginx, wrk, the nginx echo module; oha with cargo into
 # bench/.tools; aiohttp and requests into a virtualenv in bench/.tools), builds outofsync in
@@ -31,11 +33,13 @@ source "$BENCH_DIR/lib/clients.sh"
 QUICK=0
 ROUNDS=3
 ROUNDS_GIVEN=0
+ONLY=
 COMMAND_LINE="bench/peers.sh${*:+ $*}"
 while [[ $# -gt 0 ]]; do
   case $1 in
     --quick) QUICK=1 ;;
     --rounds) ROUNDS=$2 ROUNDS_GIVEN=1; shift ;;
+    --only) ONLY=$2; shift ;;
     -h | --help) sed -n '2,/^source/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument $1 (see --help)" ;;
   esac
@@ -73,16 +77,20 @@ nginx_start "$WWW"
 BASE="http://127.0.0.1:$NGINX_PORT"
 TLS_BASE="https://localhost:$NGINX_TLS_PORT"
 
-run_scenario small "$BASE/data.json" "$N_SMALL" "$CONCURRENCY" outofsync oha wrk curl aiohttp threads
+# Whether a scenario is to run (all of them unless --only names some).
+wanted() { [[ -z $ONLY || ",$ONLY," == *",$1,"* ]]; }
+
+wanted small && run_scenario small "$BASE/data.json" "$N_SMALL" "$CONCURRENCY" outofsync oha wrk curl aiohttp threads
 # wrk has no HTTP/2; Python's requests none either, and aiohttp stands for Python.
-run_scenario https-h2 "$TLS_BASE/data.json" "$N_SMALL" "$CONCURRENCY" outofsync oha curl aiohttp
-run_scenario big "$BASE/big.json" "$N_BIG" "$CONCURRENCY" outofsync outofsync-no-body write-only oha wrk curl aiohttp \
+wanted https-h2 && run_scenario https-h2 "$TLS_BASE/data.json" "$N_SMALL" "$CONCURRENCY" outofsync oha curl aiohttp
+wanted big && run_scenario big "$BASE/big.json" "$N_BIG" "$CONCURRENCY" outofsync outofsync-no-body write-only oha wrk curl aiohttp \
   threads
 # curl caps --parallel-max at 300 and wrk keeps its connections busy for a fixed time, so
 # neither can run "N requests, all in flight at once".
-run_scenario slow "$BASE/slow" "$N_SLOW" "$N_SLOW" outofsync oha aiohttp threads
+wanted slow && run_scenario slow "$BASE/slow" "$N_SLOW" "$N_SLOW" outofsync oha aiohttp threads
 log "inputs: outofsync, ${INPUT_LINES[*]} lines of $BASE/data.json"
 for lines in "${INPUT_LINES[@]}"; do
+  wanted inputs || break
   run_client inputs outofsync "$BASE/data.json" "$lines" "$CONCURRENCY" 1
 done
 
@@ -147,7 +155,7 @@ REPORT="$RESULTS/peers.md"
 } >"$REPORT"
 
 cat "$REPORT"
-if [[ $QUICK == 0 ]]; then
+if [[ $QUICK == 0 && -z $ONLY ]]; then
   splice_report peers "$REPORT"
   log "wrote the peers section of BENCHMARKS.md"
 fi

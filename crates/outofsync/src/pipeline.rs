@@ -395,7 +395,7 @@ impl<'a> Run<'a> {
                     metrics.ended();
                 }
             }
-            if sink.push(&record).await.is_err() {
+            if sink.push(record).await.is_err() {
                 break;
             }
         }

@@ -287,6 +287,19 @@ impl Record {
 
     /// Appends the record as one line of JSON, ending in `\n`.
     pub fn write_json_line(&self, out: &mut Vec<u8>) {
+        self.write_line(out, true);
+    }
+
+    /// Appends the record's line as [`Record::write_json_line`] does, but without the text of a
+    /// JSON body, and says where in `out` that text belongs: a writer can then send the body from
+    /// where it is instead of copying it into the line (see `output::sink`).
+    pub(crate) fn write_json_line_around_json(&self, out: &mut Vec<u8>) -> Option<usize> {
+        self.write_line(out, false)
+    }
+
+    /// The line, with the JSON body's text or only the place for it (returned).
+    fn write_line(&self, out: &mut Vec<u8>, with_json: bool) -> Option<usize> {
+        let mut json_at = None;
         out.extend_from_slice(b"{\"i\":");
         write_u64(out, self.i);
         if let Some(page) = self.page {
@@ -358,7 +371,11 @@ impl Record {
             Payload::None => {}
             Payload::Json(json) => {
                 out.extend_from_slice(b",\"json\":");
-                out.extend_from_slice(json.as_bytes());
+                if with_json {
+                    out.extend_from_slice(json.as_bytes());
+                } else {
+                    json_at = Some(out.len());
+                }
             }
             Payload::Text(text) => {
                 out.extend_from_slice(b",\"text\":");
@@ -408,6 +425,7 @@ impl Record {
             out.extend_from_slice(meta.get().as_bytes());
         }
         out.extend_from_slice(b"}\n");
+        json_at
     }
 
     /// About how many bytes [`Record::write_json_line`] writes: enough to reserve once for a big

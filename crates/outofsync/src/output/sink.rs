@@ -10,7 +10,7 @@
 //! second `fsync` would report success for data that is gone.
 
 use std::fs::File;
-use std::io::{self, Write};
+use std::io::{self, IoSlice, Write};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -18,10 +18,13 @@ use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 
 use super::{Destination, WriteError};
-use crate::record::Record;
+use crate::record::{Payload, Record};
 
 /// Bytes collected before a batch is handed to the writer.
 const BATCH: usize = 64 * 1024;
+/// JSON bodies from this size on are not copied into the batch: the writer sends each from its
+/// own buffer, in the same `writev` as the lines around it.
+const SEPARATE_BODY: usize = 4 * 1024;
 /// Batches in flight between the fetch side and the writer.
 const BATCHES_AHEAD: usize = 16;
 /// With [`Fsync::Interval`]: the longest a written record waits to be synced…
@@ -114,7 +117,12 @@ impl SyncDue {
 
 /// One batch of whole lines.
 struct LineBatch {
+    /// The lines, but for the big JSON bodies.
     bytes: Vec<u8>,
+    /// The big JSON bodies, in order, each with the place in `bytes` where it belongs.
+    bodies: Vec<(usize, String)>,
+    /// The bytes of the lines, bodies included.
+    len: usize,
     records: u64,
 }
 
@@ -173,23 +181,24 @@ impl Sink {
         Ok(Sink { batch: LineBatch::new(), tx: Some(tx), thread: Some(thread), name })
     }
 
-    /// Adds a record; hands the batch over when it is full.
+    /// Adds a record; hands the batch over when it is full. A big JSON body is taken from the
+    /// record rather than copied.
     ///
     /// # Errors
     /// The writer has stopped (its error comes from [`Sink::finish`]).
-    pub async fn push(&mut self, record: &Record) -> Result<(), WriterGone> {
+    pub async fn push(&mut self, record: Record) -> Result<(), WriterGone> {
+        let separate = separate_body(&record);
         // A record that does not fit goes into a batch of its own, sized for it: growing the batch
-        // would copy what it holds (64 KiB and more per big body).
-        let len = record.line_len_hint();
+        // would copy what it holds.
+        let len = record.line_len_hint() - separate;
         if self.batch.bytes.len() + len > self.batch.bytes.capacity() {
             self.flush().await?;
             if self.batch.bytes.capacity() < len {
                 self.batch.bytes = Vec::with_capacity(len);
             }
         }
-        record.write_json_line(&mut self.batch.bytes);
-        self.batch.records += 1;
-        if self.batch.bytes.len() >= BATCH { self.flush().await } else { Ok(()) }
+        self.batch.add(record);
+        if self.batch.len >= BATCH { self.flush().await } else { Ok(()) }
     }
 
     /// Hands over what is batched (done whenever no record is ready, so lines are not held back).
@@ -232,7 +241,57 @@ impl Sink {
 
 impl LineBatch {
     fn new() -> Self {
-        LineBatch { bytes: Vec::with_capacity(BATCH), records: 0 }
+        LineBatch { bytes: Vec::with_capacity(BATCH), bodies: Vec::new(), len: 0, records: 0 }
+    }
+
+    /// Adds the record's line; a big JSON body is kept as it is, and written from there.
+    fn add(&mut self, mut record: Record) {
+        let before = self.bytes.len();
+        let separate = separate_body(&record);
+        if separate > 0 {
+            let at = record.write_json_line_around_json(&mut self.bytes);
+            if let (Some(at), Payload::Json(json)) = (at, std::mem::take(&mut record.payload)) {
+                self.bodies.push((at, json));
+            }
+        } else {
+            record.write_json_line(&mut self.bytes);
+        }
+        self.len += self.bytes.len() - before + separate;
+        self.records += 1;
+    }
+
+    /// Writes the whole batch: one `write` of its bytes, or one `writev` of its bytes and its
+    /// bodies in their places (more only if the system writes part of it).
+    fn write_to(&self, out: &mut impl Write) -> io::Result<()> {
+        if self.bodies.is_empty() {
+            return out.write_all(&self.bytes);
+        }
+        let mut slices = Vec::with_capacity(2 * self.bodies.len() + 1);
+        let mut from = 0;
+        for (at, body) in &self.bodies {
+            slices.push(IoSlice::new(&self.bytes[from..*at]));
+            slices.push(IoSlice::new(body.as_bytes()));
+            from = *at;
+        }
+        slices.push(IoSlice::new(&self.bytes[from..]));
+        let mut slices = &mut slices[..];
+        while !slices.is_empty() {
+            match out.write_vectored(slices) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => IoSlice::advance_slices(&mut slices, n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The length of the record's JSON body if it is written from where it is, else 0.
+fn separate_body(record: &Record) -> usize {
+    match &record.payload {
+        Payload::Json(json) if json.len() >= SEPARATE_BODY => json.len(),
+        _ => 0,
     }
 }
 
@@ -272,7 +331,7 @@ fn write_batches(
         let Some(batch) = batch else { break };
         match &mut out {
             Out::File(file) => {
-                file.write_all(&batch.bytes).map_err(fail)?;
+                batch.write_to(file).map_err(fail)?;
                 if due.wrote(batch.records, Instant::now()) {
                     file.sync_data().map_err(sync_failed)?;
                     due.synced();
@@ -280,7 +339,7 @@ fn write_batches(
             }
             Out::Stdout(stdout) => {
                 let mut lock = stdout.lock();
-                lock.write_all(&batch.bytes).and_then(|()| lock.flush()).map_err(|e| {
+                batch.write_to(&mut lock).and_then(|()| lock.flush()).map_err(|e| {
                     if e.kind() == io::ErrorKind::BrokenPipe { WriteError::BrokenPipe } else { fail(e) }
                 })?;
             }
@@ -297,6 +356,50 @@ fn write_batches(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Takes at most a few bytes per call, as a slow pipe may.
+    struct Trickle(Vec<u8>);
+
+    impl Write for Trickle {
+        fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+            let n = data.len().min(7);
+            self.0.extend_from_slice(&data[..n]);
+            Ok(n)
+        }
+
+        fn write_vectored(&mut self, slices: &[IoSlice<'_>]) -> io::Result<usize> {
+            let first = slices.iter().find(|s| !s.is_empty()).map_or(&[][..], |s| &s[..]);
+            self.write(first)
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn big_bodies_written_from_their_records_make_the_same_lines() {
+        let record = |i: u64, n: usize| Record {
+            i,
+            ok: true,
+            payload: Payload::Json(format!("[\"{}\"]", "x".repeat(n))),
+            ..Record::default()
+        };
+        let sizes = [10, SEPARATE_BODY, 20, 70_000, SEPARATE_BODY - 5, 0];
+        let expected: String = sizes.iter().zip(0..).map(|(&n, i)| record(i, n).to_json_line()).collect();
+        let mut batch = LineBatch::new();
+        for (&n, i) in sizes.iter().zip(0..) {
+            batch.add(record(i, n));
+        }
+        assert_eq!(batch.bodies.len(), 2, "the two big bodies are not copied");
+        assert_eq!(batch.len, expected.len());
+        let mut out = Trickle(Vec::new());
+        batch.write_to(&mut out).unwrap();
+        assert_eq!(String::from_utf8(out.0).unwrap(), expected);
+        let mut whole = Vec::new();
+        batch.write_to(&mut whole).unwrap();
+        assert_eq!(String::from_utf8(whole).unwrap(), expected);
+    }
 
     #[test]
     fn interval_syncs_after_a_thousand_records_or_a_second() {

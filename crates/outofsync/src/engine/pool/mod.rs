@@ -235,12 +235,12 @@ impl Pool {
                     }
                 }
                 Next::Open(None) => {
-                    let opened = self.open(target).await?;
+                    let opened = self.open_boxed(target).await?;
                     return Ok(Checkout { conn: self.keep(target, opened), reused: false });
                 }
                 Next::Open(Some(tx)) => {
                     let opening = Opening { pool: self, key: target.key, tx };
-                    return match self.open(target).await {
+                    return match self.open_boxed(target).await {
                         // Shared before the waiters are let go, so that they find it.
                         Ok(opened) => Ok(Checkout { conn: self.keep(target, opened), reused: false }),
                         Err(failure) => {
@@ -256,8 +256,16 @@ impl Pool {
     /// A new connection for a request to `target`, never one that has carried a request: for
     /// the one resend after a stale connection, which the pool may hold more of.
     pub async fn fresh(&self, target: &Target<'_>) -> Result<Checkout, Failure> {
-        let opened = self.open(target).await?;
+        let opened = self.open_boxed(target).await?;
         Ok(Checkout { conn: self.keep(target, opened), reused: false })
+    }
+
+    /// [`Pool::open`] on the heap: the connect and the handshake (TLS, a proxy's tunnel) are the
+    /// largest state a request goes through, and most requests find a connection ready. Inline,
+    /// that state would be part of every request's future for as long as the request runs,
+    /// waiting for its response included; boxed, it is held only while a connection is opened.
+    async fn open_boxed(&self, target: &Target<'_>) -> Result<Opened, Failure> {
+        Box::pin(self.open(target)).await
     }
 
     /// Opens a connection to `target` and runs its handshake.

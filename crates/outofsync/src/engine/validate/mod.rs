@@ -10,12 +10,50 @@
 //! and inside them it is allowed. (What it costs against serde and against the SIMD validators
 //! that were tried is in BENCHMARKS.md, "Why the code is shaped this way".)
 
+mod scan;
 #[cfg(test)]
 mod tests;
 
+/// Documents from this size on go through the structural scan (when the machine has AVX2 and the
+/// document is an object or an array); below it, the flat loop is as fast.
+const SCAN_FROM: usize = 1024;
+
 /// Whether `text` is one JSON value (RFC 8259), surrounded by optional whitespace.
 pub(crate) fn is_json(text: &str) -> bool {
+    let b = text.as_bytes();
+    if b.len() >= SCAN_FROM
+        && matches!(b.get(whitespace(b, 0)), Some(b'{' | b'['))
+        && scan::available()
+        && let Some(verdict) = scan::document(b)
+    {
+        return verdict;
+    }
+    flat(text)
+}
+
+/// The flat loop's verdict alone, whatever the document (for the tests and the validators'
+/// benchmark, which compare it with the scan).
+pub(crate) fn flat(text: &str) -> bool {
     document(text.as_bytes()).is_some()
+}
+
+/// The structural scan's verdict alone, when it can give one: the document is an object or an
+/// array, no deeper than 64, and the machine has AVX2.
+#[cfg(test)]
+pub(crate) fn scanned(text: &str) -> Option<bool> {
+    let b = text.as_bytes();
+    if matches!(b.get(whitespace(b, 0)), Some(b'{' | b'[')) && scan::available() {
+        scan::document(b)
+    } else {
+        None
+    }
+}
+
+/// [`scanned`] with the AVX2 classifier, whatever the machine has.
+#[cfg(test)]
+pub(crate) fn scanned_avx2(text: &str) -> Option<bool> {
+    let b = text.as_bytes();
+    if matches!(b.get(whitespace(b, 0)), Some(b'{' | b'[')) { scan::document_avx2(b) } else { None }
 }
 
 /// `Some(())` when the bytes are one JSON value; `None` at the first error.

@@ -9,10 +9,18 @@ fn serde_says(text: &str) -> bool {
     serde_json::from_str::<IgnoredAny>(text).is_ok()
 }
 
-/// serde's verdict on `text`, after checking that `is_json` gives the same.
+/// serde's verdict on `text`, after checking that `is_json` gives the same, and so do the flat
+/// loop and the structural scan on their own (whatever the document's size).
 fn check(text: &str) -> bool {
     let expected = serde_says(text);
     assert_eq!(is_json(text), expected, "{text:?}");
+    assert_eq!(flat(text), expected, "flat loop: {text:?}");
+    if let Some(verdict) = scanned(text) {
+        assert_eq!(verdict, expected, "structural scan: {text:?}");
+    }
+    if let Some(verdict) = scanned_avx2(text) {
+        assert_eq!(verdict, expected, "structural scan, AVX2: {text:?}");
+    }
     expected
 }
 
@@ -226,7 +234,46 @@ fn escapes_strings_and_scalars_at_every_offset() {
             }
         }
         let spaces = " ".repeat(pad);
-        for scalar in ["1", "-0.5e+7", "true", "nul", "01", "1x", "1\"a\"", "truex", "1 2", "\u{7f}", "é"] {
+        for scalar in [
+            "1",
+            "-0.5e+7",
+            "true",
+            "nul",
+            "01",
+            "1x",
+            "1\"a\"",
+            "truex",
+            "1 2",
+            "\u{7f}",
+            "é",
+            "1.5.2",
+            "1e5e3",
+            "1e5.3",
+            "-",
+            "1.",
+            ".5",
+            "+1",
+            "--1",
+            "1e+",
+            "-01",
+            "0.0e-0",
+            "1E+10",
+            "1.e5",
+            "-.5",
+            "1e05",
+            "0e0",
+            "12345678901234567890",
+            "fals",
+            "false",
+            "nulll",
+            "True",
+            "t",
+            "1-2",
+            "1+2",
+            "1e+-2",
+            "-0",
+            "-00",
+        ] {
             check(&format!("{spaces}{scalar}"));
             check(&format!("[{spaces}{scalar}]"));
             check(&format!("{{\"k{a}\":{scalar}{spaces}}}"));
