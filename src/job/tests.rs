@@ -41,6 +41,7 @@ fn sample(arg: &clap::Arg) -> String {
         "VALUE" => "0",
         "INPUT" => "urls.txt",
         "K/N" => "1/4",
+        "KEY=VALUE,…" => "init=8,mode=window",
         "ADDR" => "127.0.0.1:9184",
         "VAR" => "API_TOKEN",
         "NAME: VAR" => "X-Api-Key: API_KEY",
