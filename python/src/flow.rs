@@ -206,7 +206,7 @@ async fn start(
         feed.stream().filter_map(move |(i, input)| future::ready(still_to_do(&done, i, input, max_pages)));
     let order =
         if settings.ordered { Order::Input { window: fetcher.admission_slots() } } else { Order::Completion };
-    state.records = Some(Box::pin(fetcher.fetch_indexed(inputs, RunOptions { order, shutdown })));
+    state.records = Some(Box::pin(fetcher.fetch_indexed(inputs, RunOptions { order, shutdown, ..RunOptions::default() })));
     Ok(())
 }
 
@@ -216,7 +216,9 @@ async fn write(state: &mut State, batch: &[Record]) -> Result<(), PyFailure> {
     let Some(sink) = state.journal.as_mut() else { return Ok(()) };
     let mut gone = false;
     for record in batch {
-        if sink.push(record).await.is_err() {
+        // The journal takes records by value (it may write a big body from the record itself);
+        // Python keeps the batch, so the journal gets a copy.
+        if sink.push(record.clone()).await.is_err() {
             gone = true;
             break;
         }
