@@ -206,7 +206,9 @@ async fn start(
         feed.stream().filter_map(move |(i, input)| future::ready(still_to_do(&done, i, input, max_pages)));
     let order =
         if settings.ordered { Order::Input { window: fetcher.admission_slots() } } else { Order::Completion };
-    state.records = Some(Box::pin(fetcher.fetch_indexed(inputs, RunOptions { order, shutdown, ..RunOptions::default() })));
+    state.records = Some(Box::pin(
+        fetcher.fetch_indexed(inputs, RunOptions { order, shutdown, ..RunOptions::default() }),
+    ));
     Ok(())
 }
 
