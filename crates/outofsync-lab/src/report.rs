@@ -29,7 +29,7 @@ pub fn render(report: &LabReport) -> String {
 pub fn fairness(report: &LabReport) -> String {
     let plan = &report.plan;
     format!(
-        "Same server process, same requests, HTTP/1.1 only, IP-literal URLs (no resolver), one attempt per request, \
+        "Same server process, same requests, HTTP/1.1 only, IP-literal URLs (no resolver), retries as `fetch` has them (waits of 10–100 ms), \
          no compression, pooled keep-alive connections, the same allocator (the system's) and a {} stack for \
          every thread. async-n has {} workers and hybrid {} CPU threads (one per core); pool has {} threads.",
         bytes(plan.stack_size as f64),
