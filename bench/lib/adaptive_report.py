@@ -165,10 +165,10 @@ def row(out, name, client, seconds, capacity, hosts):
             burst = sum(r[1] for r in rows[down : down + 5])
             back = next((s - up for s in range(up, min(len(rows), up + 25)) if rows[s][0] >= 0.9 * cap), None)
             after = steady_stats(rows, cap, up)
-            cells["other"] = (
-                f"R ≤ 1.1×C {fmt(under, '{:.1f}', 'never')} s after the step down, {burst} 429s in its 5 s; "
-                f"g ≥ 0.9×C {fmt(back, '{:d}', 'not')} s after the step up"
-            )
+            window = min(len(rows), up + 25) - up
+            under_text = "never after the step down" if under is None else f"{under:.1f} s after the step down"
+            back_text = f"not within {window} s of the step up" if back is None else f"{back:d} s after the step up"
+            cells["other"] = f"R ≤ 1.1×C {under_text}, {burst} 429s in its 5 s; g ≥ 0.9×C {back_text}"
             met.append(("down ≤ 2 s", under is not None and under <= 2))
             met.append(("≤ 100 429s", burst <= 100))
             met.append(("up ≤ 25 s", back is not None and back <= 25))
