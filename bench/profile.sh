@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Where `outofsync fetch` spends its CPU (small or big JSON) or its memory (requests in flight).
 #
-# Usage: bench/profile.sh [--quick] [--big | --inflight N] [--requests N] [--body MODE]
+# Usage: bench/profile.sh [--quick] [--big | --h2 | --inflight N] [--requests N] [--body MODE]
 #
 #   --quick       fewer requests (for iterating); writes bench/results/ only
 #   --big         profile the big-JSON case (/big.json, 64 KiB) instead of the small one
+#   --h2          the small case over TLS and HTTP/2 (peers.sh's https-h2: nginx `ssl http2`, a
+#                 test CA; oha as there, one connection with 64 streams)
 #   --inflight N  instead of CPU, profile memory: N requests of /slow, all N in flight, under
 #                 `valgrind --tool=massif`; the heap at its peak by allocation site
 #   --requests N  requests for the perf profile (default 50000, 10000 with --big; callgrind
@@ -30,6 +32,7 @@ source "$(dirname "$0")/lib/common.sh"
 QUICK=0
 REQUESTS=
 DOC=data.json
+H2=0
 INFLIGHT=
 BODY=auto
 COMMAND_LINE="bench/profile.sh${*:+ $*}"
@@ -37,6 +40,7 @@ while [[ $# -gt 0 ]]; do
   case $1 in
     --quick) QUICK=1 ;;
     --big) DOC=big.json ;;
+    --h2) H2=1 ;;
     --inflight) INFLIGHT=$2; shift ;;
     --requests) REQUESTS=$2; shift ;;
     --body) BODY=$2; shift ;;
@@ -51,6 +55,7 @@ if [[ -z $REQUESTS ]]; then
 fi
 CALLGRIND_REQUESTS=$((REQUESTS / 10))
 SECTION="profile-${DOC%.json}"
+if [[ $H2 == 1 ]]; then SECTION=profile-h2; fi
 
 ensure_basics
 ensure_debs nginx libnginx-mod-http-echo linux-perf valgrind
@@ -62,6 +67,7 @@ WWW="$SCRATCH/www"
 mkdir -p "$WWW"
 python3 "$BENCH_DIR/lib/docs.py" "$WWW"
 raise_fd_limit
+if [[ $H2 == 1 ]]; then tls_cert; fi
 nginx_start "$WWW"
 
 if [[ -n $INFLIGHT ]]; then
@@ -91,9 +97,15 @@ if [[ -n $INFLIGHT ]]; then
   exit 0
 fi
 URL="http://127.0.0.1:$NGINX_PORT/$DOC"
+FETCH=(fetch -c 64 --body "$BODY" --no-progress -q -o "$SCRATCH/records.jsonl" --overwrite)
+OHA_ARGS=(-c 64)
+if [[ $H2 == 1 ]]; then
+  URL="https://localhost:$NGINX_TLS_PORT/$DOC"
+  FETCH+=(--cacert "$TLS_CA" --resolve "localhost:$NGINX_TLS_PORT:127.0.0.1")
+  OHA_ARGS=(-c 1 -p 64 --http2 --cacert "$TLS_CA" --ipv4)
+fi
 python3 "$BENCH_DIR/lib/docs.py" urls "$SCRATCH/urls.txt" "$URL" "$REQUESTS"
 python3 "$BENCH_DIR/lib/docs.py" urls "$SCRATCH/urls-callgrind-$CALLGRIND_REQUESTS.txt" "$URL" "$CALLGRIND_REQUESTS"
-FETCH=(fetch -c 64 --body "$BODY" --no-progress -q -o "$SCRATCH/records.jsonl" --overwrite)
 
 log "perf: $REQUESTS requests"
 PERF_DATA="$RESULTS/$SECTION.perf.data"
@@ -121,7 +133,7 @@ OUTOFSYNC_IR=$(total_ir "$CALLGRIND_OUT")
 # so their ratio is the steadiest comparison there is (user space only, kernel left out).
 log "callgrind: oha, $CALLGRIND_REQUESTS requests and one"
 oha_ir() {
-  valgrind --tool=callgrind --callgrind-out-file="$SCRATCH/oha-$1.out" "$OHA" -n "$1" -c 64 --no-tui "$URL" \
+  valgrind --tool=callgrind --callgrind-out-file="$SCRATCH/oha-$1.out" "$OHA" -n "$1" "${OHA_ARGS[@]}" --no-tui "$URL" \
     >/dev/null 2>&1 || die "callgrind of oha failed"
   total_ir "$SCRATCH/oha-$1.out"
 }
@@ -134,7 +146,7 @@ REPORT="$RESULTS/$SECTION.md"
   echo
   echo "- Machine: $(machine_line)."
   echo "- Versions: $(versions_line)."
-  echo "- \`outofsync fetch URLS -c 64 --body $BODY -o records.jsonl\` against nginx \`/$DOC\`: $REQUESTS requests under"
+  echo "- \`outofsync ${FETCH[*]:0:5} URLS\` against nginx \`$URL\`: $REQUESTS requests under"
   echo "  \`perf record -e cpu-clock -F 4999 -g\`, $CALLGRIND_REQUESTS under \`valgrind --tool=callgrind\`. $(date -u +%Y-%m-%d)."
   echo "  Raw profiles: \`bench/results/$SECTION.perf.data\`, \`bench/results/$SECTION.callgrind.out\` (not committed)."
   echo
