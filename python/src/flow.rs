@@ -218,9 +218,8 @@ async fn write(state: &mut State, batch: &[Record]) -> Result<(), PyFailure> {
     let Some(sink) = state.journal.as_mut() else { return Ok(()) };
     let mut gone = false;
     for record in batch {
-        // The journal takes records by value (it may write a big body from the record itself);
-        // Python keeps the batch, so the journal gets a copy.
-        if sink.push(record.clone()).await.is_err() {
+        // Python keeps the batch: the journal writes each line from the record as it is.
+        if sink.push_ref(record).await.is_err() {
             gone = true;
             break;
         }

@@ -213,45 +213,26 @@ pub fn rfc3339(text: &str) -> Option<(i64, u32)> {
         }
         _ => return None,
     };
-    Some((days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + s - offset, nanos))
+    // A leap second (`:60`) is the first second of the next minute, as POSIX time counts it.
+    let leap = i64::from(s == 60);
+    let time = jiff::civil::Time::new(h as i8, mi as i8, (s - leap) as i8, 0).ok()?;
+    let local = jiff::civil::Date::new(y as i16, mo as i8, d as i8).ok()?.to_datetime(time);
+    let instant =
+        jiff::tz::Offset::from_seconds(i32::try_from(offset).ok()?).ok()?.to_timestamp(local).ok()?;
+    Some((instant.as_second() + leap, nanos))
 }
 
 /// An instant in RFC 3339, UTC (`Z`), with as many fraction digits as it needs.
 pub fn write_rfc3339(secs: i64, nanos: u32) -> String {
-    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (y, m, d) = civil_from_days(days);
-    let mut text =
-        format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}", rest / 3600, rest % 3600 / 60, rest % 60);
-    if nanos > 0 {
-        let fraction = format!("{nanos:09}");
-        text.push('.');
-        text.push_str(fraction.trim_end_matches('0'));
-    }
-    text.push('Z');
-    text
-}
-
-/// Days since 1970-01-01 of a civil date (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// The civil date of `days` since 1970-01-01 (Howard Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
+    let nanos = i32::try_from(nanos).unwrap_or(999_999_999).min(999_999_999);
+    // Beyond jiff's range (years ±9999), the nearest instant it can write.
+    let instant = jiff::Timestamp::new(secs, nanos).unwrap_or(if secs < 0 {
+        jiff::Timestamp::MIN
+    } else {
+        jiff::Timestamp::MAX
+    });
+    // jiff's own display: UTC as `Z`, the fraction only as long as it needs to be.
+    instant.to_string()
 }
 
 #[cfg(test)]
@@ -270,9 +251,18 @@ mod tests {
         assert!(v("2025-12-31T19:00:00.5-05:00") > v("2026-01-01T00:00:00Z"));
         assert_eq!(rfc3339("1970-01-01T00:00:00Z"), Some((0, 0)));
         assert_eq!(rfc3339("2026-01-01T00:00:00.123Z"), Some((1_767_225_600, 123_000_000)));
-        for bad in
-            ["2026-01-01", "2026-01-01T00:00:00", "2026-13-01T00:00:00Z", "2026-01-01T00:00:00+2:00", "x"]
-        {
+        assert_eq!(rfc3339("2016-12-31T23:59:60Z"), rfc3339("2017-01-01T00:00:00Z"), "a leap second");
+        assert_eq!(write_rfc3339(1_767_225_600, 0), "2026-01-01T00:00:00Z");
+        assert_eq!(write_rfc3339(1_767_225_600, 120_000_000), "2026-01-01T00:00:00.12Z");
+        assert_eq!(write_rfc3339(-1, 0), "1969-12-31T23:59:59Z");
+        for bad in [
+            "2026-01-01",
+            "2026-01-01T00:00:00",
+            "2026-13-01T00:00:00Z",
+            "2026-02-30T00:00:00Z",
+            "2026-01-01T00:00:00+2:00",
+            "x",
+        ] {
             assert_eq!(rfc3339(bad), None, "{bad}");
         }
     }

@@ -72,7 +72,7 @@ impl Transport {
         );
         Ok(Self {
             pool,
-            host_headers: HostHeaders { defaults, last: Mutex::default() },
+            host_headers: HostHeaders::new(defaults),
             proxies: config.proxies.clone(),
             prior_knowledge: config.http == HttpVersion::Http2PriorKnowledge,
             read_timeout: config.read_timeout,
@@ -310,7 +310,7 @@ impl Transport {
             Failure::new(ErrorKind::InvalidRequest, format!("URL {} is not usable: {e}", hop.url))
         };
         let (uri, headers) = if h2 {
-            let (authority, headers) = h2_headers(hop);
+            let (authority, headers) = self.host_headers.h2_of(hop);
             let uri = Uri::builder()
                 .scheme(hop.url.scheme())
                 .authority(
@@ -337,12 +337,12 @@ impl Transport {
     }
 }
 
-/// The headers of `hop` over HTTP/2, and the authority a `Host` header of its own asks for.
+/// `headers` as HTTP/2 sends them, and the authority a `Host` header among them asks for.
 ///
 /// HTTP/2 forbids the connection-specific headers of HTTP/1.1 (RFC 9113 §8.2.2); a `Host` set
 /// by the user names the authority instead.
-fn h2_headers(hop: &Hop) -> (Option<String>, HeaderMap) {
-    let mut headers = (*hop.headers).clone();
+fn h2_headers(headers: &HeaderMap) -> (Option<String>, HeaderMap) {
+    let mut headers = headers.clone();
     let authority = headers.remove(HOST).and_then(|v| v.to_str().ok().map(str::to_owned));
     for name in [CONNECTION, TRANSFER_ENCODING, UPGRADE] {
         headers.remove(name);
@@ -366,9 +366,24 @@ struct HostHeaders {
     /// The last origin, and its finished map. One lock a request; with one event-loop thread (the
     /// default) it is never contended.
     last: Mutex<Option<(Box<str>, HeaderMap)>>,
+    /// The defaults as HTTP/2 sends them: cleaned once, not on every request (six lookups).
+    h2_defaults: (Option<String>, HeaderMap),
 }
 
 impl HostHeaders {
+    fn new(defaults: Arc<HeaderMap>) -> Self {
+        let h2_defaults = h2_headers(&defaults);
+        Self { defaults, last: Mutex::default(), h2_defaults }
+    }
+
+    /// The headers `hop` is sent with over HTTP/2, and the authority its own `Host` asks for.
+    fn h2_of(&self, hop: &Hop) -> (Option<String>, HeaderMap) {
+        if Arc::ptr_eq(&hop.headers, &self.defaults) {
+            return self.h2_defaults.clone();
+        }
+        h2_headers(&hop.headers)
+    }
+
     /// The headers `hop` is sent with over HTTP/1.1: its own, and `Host` (from its URL) unless
     /// it sets one.
     fn of(&self, hop: &Hop) -> HeaderMap {
@@ -459,7 +474,7 @@ mod tests {
             map.iter().map(|(n, v)| format!("{n}: {}", v.to_str().unwrap())).collect::<Vec<_>>()
         };
         let defaults = Arc::new(crate::engine::config::default_headers());
-        let cache = HostHeaders { defaults: defaults.clone(), last: Mutex::default() };
+        let cache = HostHeaders::new(defaults.clone());
         let headers = |hop: &Hop| cache.of(hop);
         let mut own = (*defaults).clone();
         own.insert("x-own", HeaderValue::from_static("1"));
