@@ -51,6 +51,12 @@ use meter::Meter;
 use rate::{Accepted, Cut, RateCtl};
 use window::{Change, WindowCtl};
 
+/// A host's accepted rate, read over the span since the last cut, is "far below" the pace it was
+/// sent at under this share of it: a fixed window's spent tail, or a capacity that fell by a lot.
+/// R then falls by at most β² an epoch instead of to the reading. 0.75 slowed the probing of a
+/// token bucket that came back (C1C2 in bench/adaptive.sh: 429s after the step up over 1 %).
+const FAR_BELOW: f64 = 0.6;
+
 /// What every host's controllers share: the knobs, the ceilings, the log and the clock's origin.
 #[derive(Debug)]
 pub(crate) struct Shared {
@@ -433,7 +439,7 @@ impl State {
             return;
         }
         let was = self.rate.converged();
-        let accepted = self.accepted_rate(now);
+        let accepted = self.accepted_rate(now, knobs);
         if let Cut::Cut { converged, .. } = self.rate.throttle(now, sent_at, accepted, gap, knobs) {
             self.counts.cuts.throttle += 1;
             events.push("throttle");
@@ -455,7 +461,7 @@ impl State {
     /// least 10 answers are counted, so that a slow host's rate is not a count of 2 or 3. It is
     /// *certain* when the host was being sent to over the whole span; otherwise it is the tail of
     /// an opening burst (or of the first requests after a pause), and the rate will search.
-    fn accepted_rate(&mut self, now: Instant) -> Accepted {
+    fn accepted_rate(&mut self, now: Instant, knobs: &AdaptiveConfig) -> Accepted {
         let sending =
             self.sending_since.map_or(0.0, |since| now.saturating_duration_since(since).as_secs_f64());
         // Right after a cut, the last second still holds what the host accepted before it — a
@@ -467,7 +473,16 @@ impl State {
                 && sending >= since.as_secs_f64()
                 && self.accepted.count(now, since) >= 10
             {
-                return Accepted { rate: self.accepted.rate(now, since), certain: true };
+                let mut rate = self.accepted.rate(now, since);
+                // A fixed window's quota is spent early in each window: a span shorter than the
+                // window can fall where it accepts nothing, and would halve R at once (A3 of
+                // bench/adaptive.sh). A reading far below the pace the host was sent at is taken
+                // no lower than β × the last second's; the next epoch reads again.
+                let pace = self.rate.rate(now, knobs).unwrap_or(f64::INFINITY);
+                if rate < FAR_BELOW * pace {
+                    rate = rate.max(knobs.beta_r * self.accepted.rate(now, Duration::from_secs(1)));
+                }
+                return Accepted { rate, certain: true };
             }
         }
         let mut span = 1.0;

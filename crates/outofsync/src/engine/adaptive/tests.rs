@@ -219,6 +219,32 @@ async fn a_token_bucket_is_found_and_held_with_few_429s() {
     assert!(g >= 0.95 * 200.0, "goodput {g:.1}/s");
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_fixed_window_is_found_and_its_spent_end_is_not_read_as_its_rate() {
+    // A3: 200 per one-second window, 20 ms. Its quota is spent early in each window, so the span
+    // since a cut can fall where it accepts nothing: read as the host's rate, it halved R.
+    let limiter = Kind::Window { limit: 200, window: secs(1) };
+    let models = Models::one("a.test", Model::new(limiter));
+    let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut config = config(512, true);
+    config.adaptive_log = Some(super::ControllerLog::new(SharedBuf(log.clone())));
+    let engine = Arc::new(Engine::new(config, models));
+    drive(engine.clone(), |i| format!("http://a.test/{i}"), u64::MAX, 2048, secs(60)).await;
+    let seconds = engine.transport.get("a.test").seconds();
+    let t90 = t90(&seconds, 200.0).expect("reaches 90 % of capacity");
+    assert!(t90 <= 10, "T90 {t90} s");
+    let g = goodput(&seconds, t90, 59);
+    assert!(g >= 0.95 * 200.0, "goodput {g:.1}/s");
+    let text = String::from_utf8(log.lock().unwrap().clone()).unwrap();
+    let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let low = lines
+        .iter()
+        .filter(|l| l["event"] == "throttle" && l["t"].as_f64().unwrap() > 5.0)
+        .filter_map(|l| l["r"].as_f64())
+        .fold(f64::INFINITY, f64::min);
+    assert!(low >= 0.7 * 200.0, "a cut to R {low:.1} after the opening");
+}
+
 /// Prints a run's controller log (for a human looking into a failure).
 #[allow(dead_code)]
 fn print_log(log: &Arc<std::sync::Mutex<Vec<u8>>>) {
