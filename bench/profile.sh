@@ -146,7 +146,9 @@ REPORT="$RESULTS/$SECTION.md"
   echo
   echo "- Machine: $(machine_line)."
   echo "- Versions: $(versions_line)."
-  echo "- \`outofsync ${FETCH[*]:0:5} URLS\` against nginx \`$URL\`: $REQUESTS requests under"
+  TLS_FLAGS=""
+  if [[ $H2 == 1 ]]; then TLS_FLAGS=" --cacert ca.pem --resolve localhost:PORT:127.0.0.1"; fi
+  echo "- \`outofsync fetch URLS -c 64 --body $BODY$TLS_FLAGS -o records.jsonl\` against nginx \`$URL\`: $REQUESTS requests under"
   echo "  \`perf record -e cpu-clock -F 4999 -g\`, $CALLGRIND_REQUESTS under \`valgrind --tool=callgrind\`. $(date -u +%Y-%m-%d)."
   echo "  Raw profiles: \`bench/results/$SECTION.perf.data\`, \`bench/results/$SECTION.callgrind.out\` (not committed)."
   echo

@@ -187,18 +187,9 @@ impl Sink {
     /// # Errors
     /// The writer has stopped (its error comes from [`Sink::finish`]).
     pub async fn push(&mut self, record: Record) -> Result<(), WriterGone> {
-        let separate = separate_body(&record);
-        // A record that does not fit goes into a batch of its own, sized for it: growing the batch
-        // would copy what it holds.
-        let len = record.line_len_hint() - separate;
-        if self.batch.bytes.len() + len > self.batch.bytes.capacity() {
-            self.flush().await?;
-            if self.batch.bytes.capacity() < len {
-                self.batch.bytes = Vec::with_capacity(len);
-            }
-        }
+        self.make_room(record.line_len_hint() - separate_body(&record)).await?;
         self.batch.add(record);
-        if self.batch.len >= BATCH { self.flush().await } else { Ok(()) }
+        self.hand_over_if_full().await
     }
 
     /// [`Sink::push`] for a record the caller keeps (the Python module hands its records to
@@ -208,17 +199,24 @@ impl Sink {
     /// # Errors
     /// The writer has stopped.
     pub async fn push_ref(&mut self, record: &Record) -> Result<(), WriterGone> {
-        let len = record.line_len_hint();
+        self.make_room(record.line_len_hint()).await?;
+        self.batch.add_line(record);
+        self.hand_over_if_full().await
+    }
+
+    /// Makes room for `len` more bytes of lines: a record that does not fit goes into a batch of
+    /// its own, sized for it (growing the batch would copy what it holds).
+    async fn make_room(&mut self, len: usize) -> Result<(), WriterGone> {
         if self.batch.bytes.len() + len > self.batch.bytes.capacity() {
             self.flush().await?;
             if self.batch.bytes.capacity() < len {
                 self.batch.bytes = Vec::with_capacity(len);
             }
         }
-        let before = self.batch.bytes.len();
-        record.write_json_line(&mut self.batch.bytes);
-        self.batch.len += self.batch.bytes.len() - before;
-        self.batch.records += 1;
+        Ok(())
+    }
+
+    async fn hand_over_if_full(&mut self) -> Result<(), WriterGone> {
         if self.batch.len >= BATCH { self.flush().await } else { Ok(()) }
     }
 
@@ -267,17 +265,24 @@ impl LineBatch {
 
     /// Adds the record's line; a big JSON body is kept as it is, and written from there.
     fn add(&mut self, mut record: Record) {
-        let before = self.bytes.len();
         let separate = separate_body(&record);
-        if separate > 0 {
-            let at = record.write_json_line_around_json(&mut self.bytes);
-            if let (Some(at), Payload::Json(json)) = (at, std::mem::take(&mut record.payload)) {
-                self.bodies.push((at, json));
-            }
-        } else {
-            record.write_json_line(&mut self.bytes);
+        if separate == 0 {
+            return self.add_line(&record);
+        }
+        let before = self.bytes.len();
+        let at = record.write_json_line_around_json(&mut self.bytes);
+        if let (Some(at), Payload::Json(json)) = (at, std::mem::take(&mut record.payload)) {
+            self.bodies.push((at, json));
         }
         self.len += self.bytes.len() - before + separate;
+        self.records += 1;
+    }
+
+    /// Adds the record's whole line, its body copied in.
+    fn add_line(&mut self, record: &Record) {
+        let before = self.bytes.len();
+        record.write_json_line(&mut self.bytes);
+        self.len += self.bytes.len() - before;
         self.records += 1;
     }
 
