@@ -145,7 +145,7 @@ pub struct Peaks {
 }
 
 /// A thread that samples the thread count every tick and the open descriptors every
-/// [`Sampler::FD_EVERY`] ticks, until [`Sampler::finish`].
+/// [`Sampler::FD_EVERY`] ticks (every tick while few are open), until [`Sampler::finish`].
 ///
 /// Counting descriptors reads a directory with one entry per socket (10,000 at the top of the
 /// sweep), so it is done less often than the nearly free thread count; connections live for the
@@ -156,8 +156,12 @@ pub struct Sampler {
 }
 
 impl Sampler {
-    /// Descriptors are counted once every this many ticks.
+    /// Descriptors are counted once every this many ticks…
     pub const FD_EVERY: u32 = 10;
+    /// …but every tick while fewer than this many are open: then counting is cheap, and a short
+    /// run, whose connections may not all live at once (a retry's new connection), is not
+    /// under-read (a peak between two coarse samples made the lab's quick test flaky).
+    pub const FEW_FDS: u64 = 1_000;
 
     /// Starts sampling every `tick`.
     ///
@@ -172,15 +176,17 @@ impl Sampler {
                 let born = Usage::thread();
                 let mut peaks = Peaks::default();
                 let mut n = 0u32;
+                let mut last_fds = 0u64;
                 // One last sample after the stop flag, so the state at the end counts too.
                 loop {
                     let stopping = flag.load(Ordering::Acquire);
                     if let Ok(status) = Status::read() {
                         peaks.threads = peaks.threads.max(status.threads.saturating_sub(1));
                     }
-                    if (n.is_multiple_of(Self::FD_EVERY) || stopping)
+                    if (n.is_multiple_of(Self::FD_EVERY) || stopping || last_fds < Self::FEW_FDS)
                         && let Ok(fds) = open_fds()
                     {
+                        last_fds = fds;
                         peaks.fds = peaks.fds.max(fds);
                     }
                     if stopping {
