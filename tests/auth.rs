@@ -301,7 +301,7 @@ fn a_token_endpoint_that_refuses_the_client_or_is_down_fails_every_record_as_aut
     assert!(seen["by_path"].get("/protected/json").is_none(), "nothing was sent without a token: {seen}");
 
     // No token endpoint at all: a port nobody listens on.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let closed = format!("127.0.0.1:{}", crate::support::ports::lease());
     let run = outofsync()
         .env("OID", CLIENT_ID)
         .env("OSEC", CLIENT_SECRET)

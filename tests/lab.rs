@@ -303,7 +303,7 @@ fn the_blocking_client_builds_the_same_records_as_the_engine() {
 #[test]
 fn the_blocking_client_reports_failures_with_the_engines_kinds() {
     // A port that was just free: nothing listens there.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let closed = format!("127.0.0.1:{}", crate::support::ports::lease());
     let urls = [format!("http://{closed}/json")];
     for (blocking, engine) in both(&urls) {
         assert_eq!(blocking.error_kind(), Some(ErrorKind::Connect), "{:?}", blocking.error);

@@ -120,7 +120,7 @@ fn a_proxy_that_cannot_work_is_a_usage_error_and_one_that_is_down_a_connect_reco
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(stderr.contains("scheme") && !stderr.contains("hunter2"), "{stderr}");
 
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let closed = format!("127.0.0.1:{}", crate::support::ports::lease());
     let (records, _) =
         fetch(&["http://127.0.0.1:9/x".to_owned()], &["--proxy", &format!("http://u:hunter2@{closed}")], &[]);
     let r = &records[0];

@@ -150,7 +150,7 @@ fn a_worker_killed_mid_job_loses_nothing_its_requests_are_taken_over_and_each_in
     let input = job.input(5000, |s, i| s.url(&format!("/delay/{}?n={i}", i % 5)));
     job.submit(&["--lease", "1s", "-c", "32", &input]);
     let collector = job.collector();
-    let metrics = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
+    let metrics = format!("127.0.0.1:{}", crate::support::ports::lease());
     let workers =
         vec![job.worker("w0", &[]), job.worker("w1", &["--metrics", &metrics]), job.worker("w2", &[])];
     let mut workers = workers.into_iter();

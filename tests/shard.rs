@@ -63,7 +63,7 @@ fn fetch_serves_its_metrics_in_prometheus_text_while_it_runs() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in.txt");
     std::fs::write(&input, (0..20).map(|_| s.url("/delay/200") + "\n").collect::<String>()).unwrap();
-    let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
+    let addr = format!("127.0.0.1:{}", crate::support::ports::lease());
     let out = dir.path().join("out.jsonl");
     let child = crate::support::spawn(&[
         "fetch",

@@ -5,7 +5,7 @@
 //! group of its own lets a KILL reach the workers a daemon forks, and keeps Ctrl-C in a
 //! terminal from reaching it before the test can stop it in order.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -74,9 +74,9 @@ pub fn start(binary: &Path, args: &[&str], dir: &Path, addr: SocketAddr) -> Daem
     daemon
 }
 
-/// A free port on 127.0.0.1, for a daemon that must be told its port.
+/// A free port on 127.0.0.1, for a daemon that must be told its port (see [`super::ports`]).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    super::ports::lease()
 }
 
 /// TERM, then KILL to the whole group if it is still there after a while; reaps it either way.

@@ -7,6 +7,7 @@ pub mod daemon;
 pub mod faultproxy;
 pub mod hostile;
 pub mod nginx;
+pub mod ports;
 pub mod proxy;
 pub mod real;
 pub mod redis;

@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -228,8 +228,8 @@ impl Nginx {
         let dir = tempfile::tempdir().expect("a temporary directory");
         write_documents(dir.path());
         write_certificates(dir.path());
-        // A free port can be taken by someone else between our probe and nginx's bind; nginx then
-        // exits, and another set of ports is tried.
+        // A leased port can still be taken by another program on the machine before nginx binds
+        // it; nginx then exits, and another set of ports is tried.
         let mut last_error = String::new();
         for _ in 0..5 {
             let ports = free_ports();
@@ -432,12 +432,9 @@ pub fn raw_get(addr: SocketAddr, uri: &str, extra: &str) -> Result<Vec<u8>, Stri
     Ok(answer)
 }
 
-/// One free port per listener, all probed while held so that no two are the same.
+/// One leased port per listener (see [`super::ports`]): no other test's daemon gets any of them.
 fn free_ports() -> HashMap<Listener, u16> {
-    let all = Listener::SERVED.iter().copied().chain([Listener::Control]);
-    let held: Vec<(Listener, TcpListener)> =
-        all.map(|l| (l, TcpListener::bind("127.0.0.1:0").unwrap())).collect();
-    held.iter().map(|(l, socket)| (*l, socket.local_addr().unwrap().port())).collect()
+    Listener::SERVED.iter().copied().chain([Listener::Control]).map(|l| (l, super::ports::lease())).collect()
 }
 
 fn config(dir: &Path, echo: &Path, ports: &HashMap<Listener, u16>) -> String {

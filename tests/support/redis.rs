@@ -23,7 +23,7 @@ impl Redis {
     /// no snapshots. `None` (after one line saying so) when it is not installed, outside CI.
     pub fn start(appendonly: bool) -> Option<Redis> {
         let binary = require("redis-server", "apt-get install redis-server")?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = super::ports::lease();
         let mut redis = Redis { binary, child: None, port, dir: tempfile::tempdir().unwrap(), appendonly };
         redis.spawn();
         Some(redis)
