@@ -18,7 +18,8 @@
 #             trusted by every client; aiohttp speaks HTTP/1.1 only)
 #   big       10,000 requests of /big.json, 64 in flight (outofsync validates each body as JSON;
 #             also outofsync --body none, and dd writing as many bodies' bytes to a file)
-#   slow      10,000 requests of /slow, all 10,000 in flight: wall time and peak RSS
+#   slow      10,000 requests of /slow, all 10,000 in flight: wall time and peak RSS; beside the
+#             peers, bench/hyper-floor: hyper's HTTP/1 client alone, the least a client on hyper holds
 #   inputs    outofsync alone, 10,000 vs 1,000,000 input lines: is peak RSS flat in input size?
 #
 # (--quick: 5,000 (small and https-h2), 2,000, 2,000, and 10,000 vs 100,000.)
@@ -59,6 +60,7 @@ ensure_debs nginx libnginx-mod-http-echo wrk
 ensure_oha
 ensure_python_clients
 build_outofsync
+wanted slow && build_hyper_floor
 raise_fd_limit
 log "descriptors: ulimit -n $(ulimit -n)"
 if (($(ulimit -n) < N_SLOW + 100)); then
@@ -87,7 +89,7 @@ wanted big && run_scenario big "$BASE/big.json" "$N_BIG" "$CONCURRENCY" outofsyn
   threads
 # curl caps --parallel-max at 300 and wrk keeps its connections busy for a fixed time, so
 # neither can run "N requests, all in flight at once".
-wanted slow && run_scenario slow "$BASE/slow" "$N_SLOW" "$N_SLOW" outofsync oha aiohttp threads
+wanted slow && run_scenario slow "$BASE/slow" "$N_SLOW" "$N_SLOW" outofsync hyper-floor oha aiohttp threads
 log "inputs: outofsync, ${INPUT_LINES[*]} lines of $BASE/data.json"
 for lines in "${INPUT_LINES[@]}"; do
   wanted inputs || break

@@ -74,6 +74,11 @@ print(good)' "$records")
       [[ $M_RC == 0 ]] && ok=$n
       rm -f "$SCRATCH/write-only.bin"
       ;;
+    hyper-floor)
+      # hyper's HTTP/1 client connection and nothing else: the least a client on hyper holds.
+      measure "$HYPER_FLOOR" "$url" "$n" "$c"
+      ok=$(tail -n 1 "$M_OUT")
+      ;;
     oha)
       if [[ $url == https://* ]]; then
         # With --http2, -c is oha's number of connections and -p its streams on each: one

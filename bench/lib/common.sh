@@ -13,6 +13,7 @@ TOOLS="$BENCH_DIR/.tools"
 RESULTS="$BENCH_DIR/results"
 # OUTOFSYNC_BIN runs a binary already built (no release build first).
 OUTOFSYNC="${OUTOFSYNC_BIN:-${CARGO_TARGET_DIR:-$ROOT_DIR/target}/release/outofsync}"
+HYPER_FLOOR="${CARGO_TARGET_DIR:-$ROOT_DIR/target}/release/hyper-floor"
 OHA="$TOOLS/bin/oha"
 OHA_VERSION=1.16.0
 VENV="$TOOLS/venv"
@@ -98,6 +99,13 @@ build_outofsync() {
   [[ -n ${OUTOFSYNC_BIN:-} ]] && return 0
   log "building outofsync (cargo build --release)"
   (cd "$ROOT_DIR" && cargo build --release --quiet)
+}
+
+# bench/hyper-floor, the least a client on hyper holds (peers.sh's /slow scenario); a default
+# member, so build_outofsync built it already unless OUTOFSYNC_BIN names another build.
+build_hyper_floor() {
+  [[ -x $HYPER_FLOOR && -n ${OUTOFSYNC_BIN:-} ]] && return 0
+  (cd "$ROOT_DIR" && cargo build --release --quiet -p hyper-floor)
 }
 
 free_port() {

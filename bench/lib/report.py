@@ -19,11 +19,12 @@ import statistics
 import sys
 from pathlib import Path
 
-ORDER = ["outofsync", "outofsync-no-body", "write-only", "oha", "wrk", "curl", "aiohttp", "threads", "nginx"]
+ORDER = ["outofsync", "outofsync-no-body", "write-only", "hyper-floor", "oha", "wrk", "curl", "aiohttp", "threads", "nginx"]
 NAMES = {
     "outofsync": "**outofsync fetch**",
     "outofsync-no-body": "outofsync fetch `--body none` (no JSON check, no body written)",
     "write-only": "writing the bodies' bytes to a file, no HTTP (`dd`)",
+    "hyper-floor": "hyper's HTTP/1 client alone (`bench/hyper-floor`)",
     "oha": "oha",
     "wrk": "wrk",
     "curl": "curl --parallel",
@@ -170,19 +171,38 @@ def table(rows, scenario):
 
 def inflight(rows, scenario):
     stats = medians(rows, scenario)
-    oha = stats.get("oha", {})
+    oha, aiohttp = stats.get("oha", {}), stats.get("aiohttp", {})
     body = []
     for c in ordered(stats):
         s = stats[c]
         if not s["ok"]:
-            body.append([NAMES.get(c, c)] + ["—"] * 5 + ["every run failed"])
+            body.append([NAMES.get(c, c)] + ["—"] * 6 + ["every run failed"])
             continue
         body.append(
             [NAMES.get(c, c), num(s["wall"], 2), num(s["rss_mib"], 1), num(s["cpu_s"], 2)]
-            + [ratio(s["wall"], oha.get("wall")), ratio(s["rss_mib"], oha.get("rss_mib")), note(s)]
+            + [ratio(s["wall"], oha.get("wall")), ratio(s["rss_mib"], oha.get("rss_mib"))]
+            + [ratio(s["rss_mib"], aiohttp.get("rss_mib")), note(s)]
         )
-    header = ["client", "wall s", "peak RSS MiB", "CPU s", "wall ×oha", "RSS ×oha", "note"]
-    return markdown(header, "lrrrrrl", body)
+    header = ["client", "wall s", "peak RSS MiB", "CPU s", "wall ×oha", "RSS ×oha", "RSS ×aiohttp", "note"]
+    return markdown(header, "lrrrrrrl", body) + floor(stats)
+
+
+def floor(stats):
+    """What the RSS targets leave against the least a client on hyper holds: the targets are met
+    by no client on hyper's HTTP/1 connection if hyper alone is above them."""
+    mine, alone = stats.get("outofsync", {}), stats.get("hyper-floor", {})
+    oha, aiohttp = stats.get("oha", {}), stats.get("aiohttp", {})
+    if not (mine.get("ok") and alone.get("ok") and oha.get("ok") and aiohttp.get("ok")):
+        return ""
+    n = mine["requests"]
+    per = lambda s: s["rss_mib"] * 1024 / n  # noqa: E731 -- KiB per request in flight
+    return (
+        f"\n\nhyper's HTTP/1 client alone (a connection, a request and its body per task, one thread, "
+        f"nothing else) peaks at {alone['rss_mib']:.1f} MiB: {alone['rss_mib'] / aiohttp['rss_mib']:.2f}× "
+        f"aiohttp's and {alone['rss_mib'] / oha['rss_mib']:.2f}× oha's, where the targets ask outofsync "
+        f"for ≤ 0.9× and ≤ 0.75×. outofsync holds {per(mine):.1f} KiB per request in flight, "
+        f"{per(mine) - per(alone):.1f} KiB more than hyper alone ({mine['rss_mib'] / alone['rss_mib']:.2f}×)."
+    )
 
 
 def inputs(rows, scenario):
