@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::FutureExt;
+use futures_util::future::Either;
 use http::header::{
     CONNECTION, CONTENT_LENGTH, HOST, HeaderName, HeaderValue, TE, TRANSFER_ENCODING, UPGRADE,
 };
@@ -159,17 +160,21 @@ impl Transport {
         loop {
             wire.version = Some(checkout.conn.version());
             wire.reused = checkout.reused;
-            // A plain http:// request to an HTTP proxy that forwards it goes in absolute form,
-            // with the proxy's credentials.
-            let forward = target.proxy.filter(|route| {
-                !target.https && !self.prior_knowledge && route.forwards_http() && !checkout.conn.is_h2()
-            });
-            let mut request = self.request(hop, checkout.conn.is_h2(), forward.is_some())?;
-            if let Some(value) = forward.and_then(|route| route.authorization.clone()) {
-                request.headers_mut().insert(http::header::PROXY_AUTHORIZATION, value);
-            }
             let started = Instant::now();
-            match send_on(&mut checkout.conn, request).await {
+            // The request is made once the connection can take it, and handed over at once: held
+            // in this future across an await, its 256 bytes would be part of every request in
+            // flight (and again in each future below it).
+            let sent = match ready(&mut checkout.conn).await {
+                Ok(()) => {
+                    {
+                        let request = self.outgoing(hop, target, checkout.conn.is_h2())?;
+                        send_on(&mut checkout.conn, request)
+                    }
+                    .await
+                }
+                Err(unsent) => Err(unsent),
+            };
+            match sent {
                 Ok(response) => return Ok((response, checkout.conn)),
                 Err(SendError::Unsent) => {
                     // Never written to the wire: any request may go on another connection.
@@ -262,29 +267,32 @@ impl Transport {
     }
 }
 
-/// Sends `request` on `conn` and waits for the response head.
-async fn send_on(
+/// Waits until `conn` can take a request; [`SendError::Unsent`] if it closed first.
+async fn ready(conn: &mut Conn) -> Result<(), SendError> {
+    let ready = match conn {
+        Conn::H1(sender) => sender.ready().await,
+        // HTTP/2's senders share one connection: any of them tells whether it is still open, and
+        // sending does not need the same one.
+        Conn::H2(lease) => lease.sender().ready().await,
+    };
+    ready.map_err(|_| SendError::Unsent)
+}
+
+/// Hands `request` to `conn`, found [`ready`], and waits for the response head. hyper takes the
+/// request before this returns, so the future holds only what waits for the answer.
+fn send_on(
     conn: &mut Conn,
     request: Request<Full<Bytes>>,
-) -> Result<http::Response<Incoming>, SendError> {
+) -> impl Future<Output = Result<http::Response<Incoming>, SendError>> + use<> {
     let sent = match conn {
-        Conn::H1(sender) => {
-            if sender.ready().await.is_err() {
-                return Err(SendError::Unsent);
-            }
-            sender.try_send_request(request).await
-        }
-        Conn::H2(lease) => {
-            let mut sender = lease.sender();
-            if sender.ready().await.is_err() {
-                return Err(SendError::Unsent);
-            }
-            sender.try_send_request(request).await
-        }
+        Conn::H1(sender) => Either::Left(sender.try_send_request(request)),
+        Conn::H2(lease) => Either::Right(lease.sender().try_send_request(request)),
     };
-    sent.map_err(
-        |mut e| if e.take_message().is_some() { SendError::Unsent } else { SendError::Sent(e.into_error()) },
-    )
+    sent.map(|sent| {
+        sent.map_err(|mut e| {
+            if e.take_message().is_some() { SendError::Unsent } else { SendError::Sent(e.into_error()) }
+        })
+    })
 }
 
 /// The origin of `url` as the pool's key: scheme, host and port as the URL writes them (a default
@@ -302,6 +310,19 @@ fn origin_key(url: &Url) -> std::borrow::Cow<'_, str> {
 }
 
 impl Transport {
+    /// The request of `hop` as it goes to `target` (over HTTP/2 if `h2`): a plain http:// request to an
+    /// HTTP proxy that forwards it goes in absolute form, with the proxy's credentials.
+    fn outgoing(&self, hop: &Hop, target: &Target<'_>, h2: bool) -> Result<Request<Full<Bytes>>, Failure> {
+        let forward = target
+            .proxy
+            .filter(|route| !target.https && !self.prior_knowledge && route.forwards_http() && !h2);
+        let mut request = self.request(hop, h2, forward.is_some())?;
+        if let Some(value) = forward.and_then(|route| route.authorization.clone()) {
+            request.headers_mut().insert(http::header::PROXY_AUTHORIZATION, value);
+        }
+        Ok(request)
+    }
+
     /// The request of `hop`: over HTTP/1.1 in origin-form (absolute-form for a proxy that forwards
     /// it) with a `Host` header; over HTTP/2 with the authority in the URI (hyper sends it as
     /// `:authority`) and no `Host` (RFC 9113 §8.3.1).
