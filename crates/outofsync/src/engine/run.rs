@@ -81,10 +81,12 @@ impl<T: Exchange> Engine<T> {
         parent: Option<Parent>,
         kids: Option<&Kids>,
     ) {
-        let spec = match (&self.config.paginate, input) {
-            (Some(_), Input::Request(spec)) => (*spec, 0),
-            (Some(_), Input::Page { spec, page }) => (*spec, page),
-            (_, input) => {
+        // Not a match on (paginate, input) that awaits in an arm, nor an arm that binds the input
+        // again: its scrutinee, or the binding, would stay in every request's future.
+        let spec = match input {
+            Input::Request(spec) if self.config.paginate.is_some() => (*spec, 0),
+            Input::Page { spec, page } if self.config.paginate.is_some() => (*spec, page),
+            _ => {
                 let record = self.execute_as(i, input, self.conditional(parent)).await.record;
                 self.hand_on(record, parent, kids, out).await;
                 return;
@@ -167,13 +169,14 @@ impl<T: Exchange> Engine<T> {
         // Conditional requests: the validators kept for the request, looked up before it is sent;
         // the ones to keep are handed back once it ends, if they changed.
         let store = self.config.validators.as_ref().filter(|_| conditional);
+        // Boxed, as it is held while the request waits and most requests have none.
         let conditional = store.map(|store| {
             let key = conditional::key(request.hop());
             let sent = store.get(&key);
             if let Some(sent) = &sent {
                 request.condition(sent.clone());
             }
-            (store, key, sent)
+            Box::new((store, key, sent))
         });
         let mut event = Event::Start;
         // The origin of the hop, and the turn to send to it, between the steps that take and use them.
@@ -230,7 +233,8 @@ impl<T: Exchange> Engine<T> {
                     }
                     drop(turn);
                     let finished = request.finish(now.into_std());
-                    if let (Some((store, key, sent)), Some(keep)) = (&conditional, &finished.validators)
+                    if let (Some(conditional), Some(keep)) = (&conditional, &finished.validators)
+                        && let (store, key, sent) = &**conditional
                         && sent.as_ref() != Some(keep)
                         && !(sent.is_none() && keep.is_empty())
                     {

@@ -153,8 +153,9 @@ pub struct Request<'c> {
     /// What is sent next (or was sent last).
     hop: Hop,
     /// The walk's first page, when paginating: a cursor found on a page replaces its query
-    /// parameter there.
-    first: Option<Url>,
+    /// parameter there. (Boxed, as are the validators: what most requests never have should not
+    /// weigh on every request in flight.)
+    first: Option<Box<Url>>,
     /// The redirect chain's URLs, the first included, once a redirect has been seen.
     visited: Vec<Url>,
     /// When the first attempt got its turn, and the deadline from then. Time queued behind other
@@ -167,9 +168,9 @@ pub struct Request<'c> {
     /// after a `401`: counted in `attempts`, but not retries, so they do not use up the retries.
     resends: u32,
     /// The validators the request was sent with ([`Request::condition`]).
-    condition: Option<Validators>,
+    condition: Option<Box<Validators>>,
     /// The validators to keep, once settled.
-    keep: Option<Validators>,
+    keep: Option<Box<Validators>>,
     /// What authenticates the request; see [`Auth`](crate::engine::auth).
     auth: AuthState,
     phase: Phase,
@@ -222,7 +223,7 @@ impl<'c> Request<'c> {
         (record.id, record.meta, record.page) = (spec.id.take(), spec.meta.take(), page);
         let RequestSpec { method, mut url, headers: mut own, body, .. } = spec;
         credentials_to_header(&mut url, &mut own);
-        let first = config.paginate.is_some().then(|| url.clone());
+        let first = config.paginate.is_some().then(|| Box::new(url.clone()));
         Ok(Request {
             config,
             record,
@@ -262,7 +263,7 @@ impl<'c> Request<'c> {
         if let Some(date) = value(&validators.last_modified) {
             headers.insert(IF_MODIFIED_SINCE, date);
         }
-        self.condition = Some(validators);
+        self.condition = Some(Box::new(validators));
     }
 
     /// Whether `response` says that what the request was sent with is still current.
@@ -474,7 +475,7 @@ impl<'c> Request<'c> {
             panic!("request {}: finished before its last step", self.record.i);
         };
         let next = self.settle(outcome, note);
-        let validators = self.keep.take();
+        let validators = self.keep.take().map(|keep| *keep);
         let mut record = self.record;
         record.next = next.as_ref().map(Url::to_string);
         match self.visited.into_iter().next() {
@@ -523,7 +524,7 @@ impl<'c> Request<'c> {
         if status == http::StatusCode::NOT_MODIFIED
             && let Some(sent) = self.condition.take()
         {
-            return self.settle_not_modified(sent, &headers);
+            return self.settle_not_modified(*sent, &headers);
         }
         let keeps = self.config.validators.is_some();
         let ok_status = self.config.ok_status.contains(status.as_u16());
@@ -561,7 +562,7 @@ impl<'c> Request<'c> {
                 found.next = next.as_ref().map(Url::to_string);
             }
             // A response without validators replaces ones sent: they are forgotten.
-            self.keep = found.or_else(|| self.condition.is_some().then(Validators::default));
+            self.keep = found.or_else(|| self.condition.is_some().then(Validators::default)).map(Box::new);
         }
         next
     }
@@ -579,7 +580,7 @@ impl<'c> Request<'c> {
             (Some(_), Some(next)) => Url::parse(next).ok(),
             _ => None,
         };
-        self.keep = Some(sent);
+        self.keep = Some(Box::new(sent));
         next
     }
 
