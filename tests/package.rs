@@ -42,3 +42,36 @@ fn the_manifest_declares_the_oldest_rust_that_builds_it() {
     assert!(minor >= 88, "edition 2024 with let chains needs 1.88, File::try_lock 1.89: {version}");
     assert!(read("README.md").contains(&format!("Rust toolchain ({version} or newer)")));
 }
+
+#[test]
+fn cargo_run_from_the_root_runs_the_outofsync_command() {
+    // The README's first command is `cargo run --release -- demo`: with more than one binary among
+    // the workspace's default members (bench/hyper-floor), cargo needs `default-run` to pick one.
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let output = std::process::Command::new(cargo)
+        .args(["metadata", "--no-deps", "--format-version", "1"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("cargo metadata runs");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let metadata: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let defaults: Vec<&str> = metadata["workspace_default_members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_str().unwrap())
+        .collect();
+    let packages = metadata["packages"].as_array().unwrap();
+    let bins: Vec<&str> = packages
+        .iter()
+        .filter(|p| defaults.contains(&p["id"].as_str().unwrap()))
+        .flat_map(|p| p["targets"].as_array().unwrap())
+        .filter(|t| t["kind"].as_array().unwrap().iter().any(|k| k == "bin"))
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert!(bins.contains(&"outofsync"), "{bins:?}");
+    let root = packages.iter().find(|p| p["name"] == "outofsync-cli").unwrap();
+    if bins.len() > 1 {
+        assert_eq!(root["default_run"], "outofsync", "binaries of the default members: {bins:?}");
+    }
+}
