@@ -81,8 +81,8 @@ impl<T: Exchange> Engine<T> {
         parent: Option<Parent>,
         kids: Option<&Kids>,
     ) {
-        // Not a match on (paginate, input) that awaits in an arm, nor an arm that binds the input
-        // again: its scrutinee, or the binding, would stay in every request's future.
+        // Not a match on (paginate, input) that awaits in an arm: the scrutinee, a tuple, would
+        // stay in every request's future.
         let spec = match input {
             Input::Request(spec) if self.config.paginate.is_some() => (*spec, 0),
             Input::Page { spec, page } if self.config.paginate.is_some() => (*spec, page),
