@@ -41,7 +41,7 @@ replaces only its own section; the command that made a section is in its title.
 
 | script | what it measures |
 |---|---|
-| `bench/peers.sh` | outofsync, oha, wrk, curl, aiohttp and Python threads against one nginx: small and big JSON, small JSON over HTTPS and HTTP/2, 10,000 in flight on a slow endpoint, peak RSS against input size |
+| `bench/peers.sh` | outofsync, oha, wrk, curl, aiohttp and Python threads against one nginx: small and big JSON, small JSON over HTTPS and HTTP/2, 10,000 in flight on a slow endpoint (with hyper's HTTP/1 client alone beside them, `bench/hyper-floor`), peak RSS against input size |
 | `bench/server.sh` | `outofsync serve` against nginx, each pinned to one core, loaded by wrk on the other |
 | `bench/fetch.sh` | `outofsync fetch` and oha, 100,000 requests to the built-in server |
 | `bench/profile.sh` | where `outofsync fetch` spends its CPU (perf, callgrind) and, with `--inflight N`, its memory (massif) |
