@@ -74,11 +74,6 @@ pub fn start(binary: &Path, args: &[&str], dir: &Path, addr: SocketAddr) -> Daem
     daemon
 }
 
-/// A free port on 127.0.0.1, for a daemon that must be told its port (see [`super::ports`]).
-pub fn free_port() -> u16 {
-    super::ports::lease()
-}
-
 /// TERM, then KILL to the whole group if it is still there after a while; reaps it either way.
 pub fn stop(child: &mut Child) {
     if child.try_wait().ok().flatten().is_some() {

@@ -24,7 +24,7 @@ impl Proxy {
     pub fn tinyproxy(credentials: Option<(&str, &str)>) -> Option<Proxy> {
         let binary = real::require("tinyproxy", "apt-get install tinyproxy")?;
         let dir = tempfile::tempdir().unwrap();
-        let port = daemon::free_port();
+        let port = super::ports::lease();
         let log = dir.path().join("tinyproxy.log");
         let mut config = format!(
             "Port {port}\nListen 127.0.0.1\nTimeout 30\nMaxClients 500\nAllow 127.0.0.1\n\
@@ -46,7 +46,7 @@ impl Proxy {
     pub fn dante() -> Option<Proxy> {
         let binary = real::require("danted", "apt-get install dante-server")?;
         let dir = tempfile::tempdir().unwrap();
-        let port = daemon::free_port();
+        let port = super::ports::lease();
         let log = dir.path().join("danted.log");
         // As root, Dante switches to these users for its work; it never runs its children as root
         // unless told to.
