@@ -109,7 +109,9 @@ fn after_a_cooldown_serve_is_not_met_by_a_herd_with_default_options() {
     let opening = counts[0].1;
     let later: u64 = counts[1..].iter().map(|c| c.1).sum();
     let attempts = attempts(&records);
-    assert!(opening <= 64, "the opening burst is -c at most: {opening}");
+    // -c, and once more each request the burst let through before the first 429 was read: the
+    // client cannot know of the cooldown before that.
+    assert!(opening <= 64 + 6 + 1, "the opening burst is -c and the burst's re-sends at most: {opening}");
     assert!(later * 20 <= attempts, "after the opening burst, {later} of {attempts} attempts were 429s");
 }
 
@@ -125,7 +127,9 @@ fn after_a_cooldown_nginx_limit_req_is_not_met_by_a_herd_with_default_options() 
     let start = entries.iter().map(|e| e.time).fold(f64::INFINITY, f64::min);
     let opening = entries.iter().filter(|e| e.status == 429 && e.time < start + 1.0).count();
     let later = entries.iter().filter(|e| e.status == 429 && e.time >= start + 1.0).count();
-    assert!(opening <= 64, "the opening burst is -c at most: {opening}");
+    // -c, and once more each request nginx let through (burst 5, and a token of its rate) before
+    // the first 429 was read: the client cannot know of the cooldown before that. CI saw 65 once.
+    assert!(opening <= 64 + 5 + 1, "the opening burst is -c and the burst's re-sends at most: {opening}");
     assert!(
         later * 20 <= entries.len(),
         "after the opening burst, {later} of {} attempts were 429s",
