@@ -167,7 +167,12 @@ fn measurements_are_deltas_of_a_real_run() {
         assert!(m.elapsed_s > 0.0 && m.throughput > 0.0, "{what}");
         assert!(m.usage.user_s + m.usage.system_s > 0.0, "{what}: no CPU time");
         assert!(m.rss_peak >= m.rss_start && m.rss_start > 0, "{what}");
-        assert!(m.fds >= cell.server_in_flight, "{what}: a socket per request at the server");
+        assert!(
+            m.fds >= cell.server_in_flight,
+            "{what}: a socket per request at the server: {} descriptors, {} at the server",
+            m.fds,
+            cell.server_in_flight
+        );
         assert!(m.totals.latency_ms.p50 <= m.totals.latency_ms.p99, "{what}");
         if m.workload == WorkloadKind::Io {
             let delay = quick().report.plan.io_delay_ms as f64;

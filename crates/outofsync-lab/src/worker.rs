@@ -63,9 +63,11 @@ pub fn measure(cell: &Cell) -> Result<Measurement, LabError> {
     let proc_error = |source| LabError::Io { what: "cannot read /proc/self".into(), source };
     let job = Arc::new(cell.job());
     let tally = Arc::new(Tally::new(&cell.base));
+    // Counted before the sampler starts: its first reads of /proc (a directory handle, a status
+    // file) would otherwise be open at this moment, raise the baseline and under-count the peak.
+    let fds_before = metrics::open_fds().map_err(proc_error)?;
     let sampler = Sampler::start(TICK).map_err(proc_error)?;
     metrics::reset_peak_rss().map_err(proc_error)?;
-    let fds_before = metrics::open_fds().map_err(proc_error)?;
     let start = Status::read().map_err(proc_error)?;
     let usage_before = Usage::process();
     let started = Instant::now();
