@@ -151,7 +151,8 @@ fn sigterm_exits_143_within_the_grace_period_and_the_resume_writes_exactly_the_r
 fn after_the_grace_period_requests_in_flight_are_cancelled_and_a_second_signal_quits_at_once() {
     let s = server();
     let dir = tempfile::tempdir().unwrap();
-    let input = input(dir.path(), 20, |_| s.url("/delay/1500"));
+    // Requests long enough that waiting for them (4 s) cannot pass for cancelling them.
+    let input = input(dir.path(), 20, |_| s.url("/delay/4000"));
     let out = dir.path().join("out.jsonl");
     let out_arg = out.to_str().unwrap();
 
@@ -163,7 +164,7 @@ fn after_the_grace_period_requests_in_flight_are_cancelled_and_a_second_signal_q
     assert_eq!(code, Some(130), "{err}");
     assert!(
         signalled.elapsed() < Duration::from_millis(1200),
-        "cancelled after 200ms, not after the 1.5s requests"
+        "cancelled after 200ms, not after the 4 s requests"
     );
     assert!(records_in(&out).is_empty(), "cancelled requests leave no record");
 
