@@ -77,6 +77,9 @@ async def test_leaving_a_stream_early_aborts_its_producer(server):
     urls = [server.url("/json", host=host)] + [server.url(f"/delay/20000?n={n}", host=host) for n in range(8)]
     async with outofsync.stream(urls, resolve=server.resolve(host)) as records:
         assert (await records.__anext__()).ok
+        # The first record may come before every slow request is sent; the check below is about
+        # requests under way when the block is left.
+        await until_in_flight(server, host, 8)
     await until_idle(server, host, at_least=8)
 
 
